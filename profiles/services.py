@@ -93,9 +93,13 @@ def profiles_create_missing_sql(
         # Skip users that have a profile before inserting: PostgreSQL and MySQL
         # would otherwise spend a sequence value on every conflicting row, and
         # LIMIT must count only new profiles. SQLite's ON CONFLICT alone is cheaper.
+        # The range repeated on p: PostgreSQL does not carry it across the join by
+        # itself and would scan every profile for each batch (quadratic in the table).
         select += (
-            f" AND NOT EXISTS (SELECT 1 FROM {profile_table} p WHERE p.{user_fk} = u.{user_pk})"
+            f" AND NOT EXISTS (SELECT 1 FROM {profile_table} p WHERE p.{user_fk} = u.{user_pk}"
+            f" AND p.{user_fk} >= %s AND p.{user_fk} <= %s)"
         )
+        params += [first_pk, last_pk]
     if shard.count > 1:
         select += f" AND u.{user_pk} %% %s = %s"
         params += [shard.count, shard.number - 1]

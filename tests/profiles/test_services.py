@@ -2,10 +2,11 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections, transaction
 
 from profiles.models import Profile
 from profiles.selectors import profile_coverage
-from profiles.services import profile_ensure, profiles_create_missing
+from profiles.services import profile_ensure, profiles_create_missing, profiles_create_missing_sql
 
 User = get_user_model()
 
@@ -36,3 +37,47 @@ def test_profile_coverage():
     User.objects.bulk_create([User(username="without1"), User(username="without2")])
     coverage = profile_coverage(using="default")
     assert (coverage.users, coverage.with_profile, coverage.without_profile) == (3, 1, 2)
+
+
+def test_a_batch_reads_only_its_own_range_of_profiles():
+    """Regression: PostgreSQL scanned every profile for each batch (quadratic over a backfill)."""
+    User.objects.bulk_create([User(username=f"u{i}") for i in range(22_000)])
+    pks = sorted(User.objects.values_list("pk", flat=True))
+    profiles_create_missing(using="default", first_pk=pks[0], last_pk=pks[19_999])
+    connection = connections["default"]
+    # SQLite checks for an existing profile only under a limit.
+    limit = 1_000 if connection.vendor == "sqlite" else None
+    sql, params = profiles_create_missing_sql(
+        connection, first_pk=pks[20_000], last_pk=pks[-1], limit=limit
+    )
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+            steps = [row[-1] for row in cursor.fetchall()]
+            assert not [step for step in steps if step.startswith("SCAN p")], steps
+        else:
+            assert profile_rows_read(cursor, sql, params) <= 4 * 2_000
+        transaction.set_rollback(True)
+
+
+def profile_rows_read(cursor, sql, params):
+    """Rows one statement reads, by the server's own accounting."""
+    if cursor.db.vendor == "postgresql":
+        # Statistics as autovacuum would leave them after the inserts.
+        cursor.execute(f"ANALYZE {Profile._meta.db_table}, {User._meta.db_table}")
+        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
+        [[plan]] = cursor.fetchone()
+        nodes, read = [plan["Plan"]], 0
+        while nodes:
+            node = nodes.pop()
+            nodes.extend(node.get("Plans", []))
+            if node.get("Relation Name") == Profile._meta.db_table:
+                rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+                read += rows * node["Actual Loops"]
+        return read
+    counters = "SHOW SESSION STATUS WHERE Variable_name LIKE 'Handler_read%%'"
+    cursor.execute(counters)
+    before = {name: int(value) for name, value in cursor.fetchall()}
+    cursor.execute(sql, params)
+    cursor.execute(counters)
+    return sum(int(value) - before[name] for name, value in cursor.fetchall())
