@@ -8,15 +8,17 @@ run twice, concurrently, or while a receiver creates the same profile.
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.mail import send_mail
-from django.db import connections
+from django.db import IntegrityError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Max, Min, Model
 from django.utils import timezone
@@ -50,18 +52,22 @@ WHOLE_TABLE = Shard()
 
 def profiles_create_missing(
     *, using: str, first_pk: int, last_pk: int, shard: Shard = WHOLE_TABLE,
-    limit: int | None = None,
+    limit: int | None = None, optimistic: bool = False,
 ) -> int:  # fmt: skip
     """Create the missing profiles of users with ``first_pk <= pk <= last_pk``.
 
     One set-based statement; returns the number of rows it inserted. The
     one-to-one constraint plus the backend's "ignore duplicates" clause make it
     correct without any lock, even against a concurrent run or receiver.
+    ``optimistic`` leaves that clause out where it costs (PostgreSQL: ~20%);
+    a profile created concurrently then raises IntegrityError instead, and the
+    caller reruns the batch without it.
     """
     connection = connections[using]
     sql, params = profiles_create_missing_sql(
-        connection, first_pk=first_pk, last_pk=last_pk, shard=shard, limit=limit
-    )
+        connection, first_pk=first_pk, last_pk=last_pk, shard=shard, limit=limit,
+        optimistic=optimistic,
+    )  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return max(int(cursor.rowcount), 0)
@@ -69,7 +75,7 @@ def profiles_create_missing(
 
 def profiles_create_missing_sql(
     connection: BaseDatabaseWrapper, *, first_pk: int, last_pk: int,
-    shard: Shard = WHOLE_TABLE, limit: int | None = None,
+    shard: Shard = WHOLE_TABLE, limit: int | None = None, optimistic: bool = False,
 ) -> tuple[str, list[Any]]:  # fmt: skip
     """The insert-if-missing statement for ``connection``'s backend, with its parameters."""
     qn = connection.ops.quote_name
@@ -109,6 +115,8 @@ def profiles_create_missing_sql(
     target = f"{profile_table} ({user_fk}, {', '.join(columns)})"
     if connection.vendor == "mysql":
         sql = f"INSERT IGNORE INTO {target} {select}"
+    elif optimistic and connection.vendor == "postgresql":
+        sql = f"INSERT INTO {target} {select}"  # NOT EXISTS above skips the usual case
     else:
         # PostgreSQL and SQLite (3.24+) both know ON CONFLICT.
         sql = f"INSERT INTO {target} {select} ON CONFLICT ({user_fk}) DO NOTHING"
@@ -125,13 +133,24 @@ class BackfillResult:
     created: int
     batches: int
     seconds: float
-    last_pk: int | None  # the highest user pk the run has covered
+    last_pk: int | None  # every user pk up to this one has been covered
     max_pk: int | None  # the highest user pk when the run started
     stopped: Literal["limit", "max_seconds", "signal"] | None
+    jobs: int = 1
 
     @property
     def profiles_per_second(self) -> float:
         return self.created / self.seconds if self.seconds > 0 else 0.0
+
+
+def backfill_jobs(*, using: str, jobs: int, limit: int | None) -> int:
+    """How many batches may run at once. One on SQLite (one writer), under a limit
+    (exact only when one batch at a time takes from it) and inside a transaction
+    (other connections cannot see its rows)."""
+    connection = connections[using]
+    if connection.vendor == "sqlite" or limit is not None or connection.in_atomic_block:
+        return 1
+    return jobs
 
 
 def profiles_backfill(
@@ -143,50 +162,149 @@ def profiles_backfill(
     max_seconds: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_batch: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
 ) -> BackfillResult:
     """Create every missing profile, walking the user pks in ranges of ``batch_size``.
 
     Each range is one short transaction and one statement; gaps in the pks are
-    skipped with an index lookup, so memory and per-batch cost stay flat. It
-    stops after the batch in flight at ``limit`` profiles, after
-    ``max_seconds``, or when ``should_stop()`` says so (a signal); a rerun
-    picks up what is left. It does not send post_save: no welcome mails.
+    skipped with an index lookup, so memory and per-batch cost stay flat. With
+    ``jobs`` > 1, that many threads run batches at once, each on its own
+    connection (the server, not Python, does the work). It stops after the
+    batches in flight at ``limit`` profiles, after ``max_seconds``, or when
+    ``should_stop()`` says so (a signal); a rerun picks up what is left. It
+    does not send post_save: no welcome mails.
     """
     started = time.perf_counter()
     users = get_user_model()._default_manager.db_manager(using)
     bounds = users.aggregate(low=Min("pk"), high=Max("pk"))
-    low, high = bounds["low"], bounds["high"]
+    ranges = _PkRanges(low=bounds["low"], high=bounds["high"], batch_size=batch_size)
+    jobs = backfill_jobs(using=using, jobs=jobs, limit=limit)
+    tally = threading.Lock()
     created = batches = 0
-    last_pk: int | None = None
     stopped: Literal["limit", "max_seconds", "signal"] | None = None
-    start = low
-    while start is not None and start <= high:
-        end = min(start + batch_size - 1, high)
-        remaining = None if limit is None else limit - created
-        created += run_batch(
+
+    def work() -> None:
+        nonlocal created, batches, stopped
+        while stopped is None and (claimed := ranges.claim(using)) is not None:
+            first_pk, last_pk = claimed
+            remaining = None if limit is None else limit - created
+            inserted = _backfill_batch(using=using, first_pk=first_pk, last_pk=last_pk,
+                                       shard=shard, limit=remaining)  # fmt: skip
+            with tally:
+                created += inserted
+                batches += 1
+                ranges.finish(first_pk)
+                if on_batch:
+                    on_batch(*ranges.progress())
+                if stopped is not None:  # another thread's batch already ended the run
+                    continue
+                if limit is not None and created >= limit:
+                    stopped = "limit"
+                elif max_seconds is not None and time.perf_counter() - started >= max_seconds:
+                    stopped = "max_seconds"
+                elif should_stop():
+                    stopped = "signal"
+
+    if jobs == 1:
+        work()
+    else:
+        _run_in_threads(work, jobs=jobs, using=using, on_error=ranges.close)
+    return BackfillResult(
+        created=created, batches=batches, seconds=time.perf_counter() - started,
+        last_pk=ranges.last_pk, max_pk=ranges.high, stopped=stopped, jobs=jobs,
+    )  # fmt: skip
+
+
+def _backfill_batch(
+    *, using: str, first_pk: int, last_pk: int, shard: Shard, limit: int | None
+) -> int:
+    """One batch, first without the conflict clause; rerun with it if a concurrent
+    writer made one of its profiles (or deleted one of its users) meanwhile."""
+
+    def attempt(optimistic: bool) -> int:
+        return run_batch(
             functools.partial(
-                profiles_create_missing,
-                using=using, first_pk=start, last_pk=end, shard=shard, limit=remaining,
+                profiles_create_missing, using=using, first_pk=first_pk, last_pk=last_pk,
+                shard=shard, limit=limit, optimistic=optimistic,
             ),
             using=using,
         )  # fmt: skip
-        batches += 1
-        last_pk = end
-        if on_batch:
-            on_batch(end - low + 1, high - low + 1)
-        if limit is not None and created >= limit:
-            stopped = "limit"
-        elif max_seconds is not None and time.perf_counter() - started >= max_seconds:
-            stopped = "max_seconds"
-        elif should_stop():
-            stopped = "signal"
-        if stopped:
-            break
-        start = users.filter(pk__gt=end, pk__lte=high).aggregate(next=Min("pk"))["next"]
-    return BackfillResult(
-        created=created, batches=batches, seconds=time.perf_counter() - started,
-        last_pk=last_pk, max_pk=high, stopped=stopped,
-    )  # fmt: skip
+
+    try:
+        return attempt(optimistic=True)
+    except IntegrityError:  # rolled back whole; nothing of it was written
+        return attempt(optimistic=False)
+
+
+def _run_in_threads(
+    work: Callable[[], None], *, jobs: int, using: str, on_error: Callable[[], None]
+) -> None:
+    """Run ``work`` in ``jobs`` threads, each with its own connections; re-raise the
+    first error once every thread has finished its batch in flight."""
+
+    def in_own_connection() -> None:
+        try:
+            work()
+        except BaseException:
+            on_error()  # the other threads claim no further batch
+            raise
+        finally:
+            connections.close_all()  # this thread's connections only
+
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="backfill") as pool:
+        futures = [pool.submit(in_own_connection) for _ in range(jobs)]
+    for future in futures:
+        future.result()
+
+
+class _PkRanges:
+    """Hands out the pk ranges of a backfill in order, to one thread or several.
+
+    The next range starts at the first pk after the last one handed out (an
+    index lookup), so gaps cost nothing. ``last_pk`` is the end of the longest
+    run of finished ranges from the start: what a progress report may claim.
+    """
+
+    def __init__(self, *, low: int | None, high: int | None, batch_size: int) -> None:
+        self.low, self.high = low, high
+        self.last_pk: int | None = None
+        self._next = low
+        self._batch_size = batch_size
+        self._lock = threading.Lock()
+        self._unfinished: dict[int, tuple[int, bool]] = {}  # first pk: (last pk, finished)
+
+    def claim(self, using: str) -> tuple[int, int] | None:
+        with self._lock:
+            if self._next is None or self.high is None or self._next > self.high:
+                return None
+            first_pk = self._next
+            last_pk = min(first_pk + self._batch_size - 1, self.high)
+            users = get_user_model()._default_manager.db_manager(using)
+            upcoming = users.filter(pk__gt=last_pk, pk__lte=self.high)
+            self._next = upcoming.aggregate(next=Min("pk"))["next"]
+            self._unfinished[first_pk] = (last_pk, False)
+            return first_pk, last_pk
+
+    def progress(self) -> tuple[int, int]:
+        """(pks covered from the start, pks in all), once a range has finished."""
+        assert self.low is not None and self.high is not None
+        covered = 0 if self.last_pk is None else self.last_pk - self.low + 1
+        return covered, self.high - self.low + 1
+
+    def finish(self, first_pk: int) -> None:
+        with self._lock:
+            self._unfinished[first_pk] = (self._unfinished[first_pk][0], True)
+            while self._unfinished:
+                oldest = min(self._unfinished)
+                last_pk, finished = self._unfinished[oldest]
+                if not finished:
+                    break
+                del self._unfinished[oldest]
+                self.last_pk = last_pk
+
+    def close(self) -> None:
+        with self._lock:
+            self._next = None
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:

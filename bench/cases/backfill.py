@@ -69,3 +69,10 @@ def backfill_orm_loop(size: int, using: str) -> int:
 def backfill_profiles(size: int, using: str) -> int:
     """manage.py backfill_profiles' service at its default batch size, one statement a batch."""
     return profiles_backfill(using=using, batch_size=default_batch_size(using=using)).created
+
+
+@case("backfill_profiles_2_jobs", group=GROUP, setup=users_without_profiles, counts=Profile)
+def backfill_profiles_2_jobs(size: int, using: str) -> int:
+    """backfill_profiles --jobs 2: two batches at once on two connections (SQLite: one)."""
+    batch_size = default_batch_size(using=using)
+    return profiles_backfill(using=using, batch_size=batch_size, jobs=2).created

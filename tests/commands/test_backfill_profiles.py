@@ -94,13 +94,25 @@ def test_json_and_verbosity_zero():
     bulk_users(5)
     data = json.loads(run_command("backfill_profiles", format="json")[0])
     assert data["created"] == 5 and data["stopped"] is None and data["shard"] == "1/1"
+    assert data["jobs"] == 1  # inside the test's transaction, which other connections can't see
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_run_batches_on_several_connections():
+    bulk_users(3000)
+    out, _, code = run_command("backfill_profiles", jobs=2, batch_size=100, format="json")
+    assert code == 0
+    data = json.loads(out)
+    assert data["jobs"] == (1 if connection.vendor == "sqlite" else 2)
+    assert (data["created"], data["batches"], data["last_pk"]) == (3000, 30, data["max_pk"])
+    assert_every_user_has_exactly_one_profile()
 
 
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "args",
     [["--batch-size", "0"], ["--shard", "3/2"], ["--shard", "x"], ["--shard", "0/2"],
-     ["--limit", "-1"], ["--max-seconds", "0"], ["--wait", "-1"]],
+     ["--limit", "-1"], ["--max-seconds", "0"], ["--wait", "-1"], ["--jobs", "0"]],
 )  # fmt: skip
 def test_bad_options_exit_2_and_write_nothing(args):
     bulk_users(5)
@@ -187,9 +199,10 @@ def wait_for_profiles(minimum: int, proc: subprocess.Popen[str]) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_sigterm_finishes_the_batch_in_flight_and_a_rerun_completes():
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigterm_finishes_the_batches_in_flight_and_a_rerun_completes(jobs):
     bulk_users(60000)
-    proc = popen("--batch-size", "100", "--format", "json")
+    proc = popen("--batch-size", "100", "--format", "json", "--jobs", jobs)
     wait_for_profiles(300, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import OperationalError, connection, connections
 
+from profiles import services
 from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
-from profiles.services import Shard, profiles_backfill
+from profiles.services import Shard, profiles_backfill, profiles_create_missing_sql
 
 User = get_user_model()
 
@@ -19,6 +24,13 @@ def bulk_users(count: int, start_pk: int | None = None) -> None:
         User.objects.bulk_create(
             [User(pk=start_pk + i, username=f"pk{start_pk + i}") for i in range(count)]
         )
+
+
+def backfill_in_own_connection(**kwargs):
+    try:
+        return backfill(**kwargs)
+    finally:
+        connections.close_all()  # this thread's
 
 
 def backfill(**kwargs):
@@ -99,3 +111,97 @@ def test_profiles_created_during_the_run_are_not_duplicated_or_counted():
 def test_empty_table():
     result = backfill()
     assert (result.created, result.batches, result.max_pk) == (0, 0, None)
+
+
+# -- several batches at once (--jobs) --
+
+
+@pytest.mark.django_db(transaction=True)  # worker threads use connections of their own
+def test_jobs_create_each_profile_once_and_cover_the_whole_table():
+    bulk_users(500, start_pk=1)
+    bulk_users(500, start_pk=100_000)
+    User.objects.create_user("has_one")
+    result = backfill(batch_size=37, jobs=2)
+    assert result.jobs == (1 if connection.vendor == "sqlite" else 2)  # SQLite: one writer
+    assert result.created == 1000 and result.stopped is None
+    assert Profile.objects.count() == Profile.objects.values("user").distinct().count() == 1001
+    assert result.last_pk == result.max_pk == User.objects.order_by("pk").last().pk
+    assert backfill(jobs=2).created == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_jobs_report_progress_that_never_goes_back():
+    bulk_users(400)
+    seen = []
+    backfill(batch_size=10, jobs=2, on_batch=lambda done, total: seen.append((done, total)))
+    assert len(seen) == 40
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1][0] == seen[-1][1] == 400
+
+
+def test_limit_runs_one_job_so_it_stays_exact():
+    bulk_users(30)
+    result = backfill(limit=11, jobs=2)
+    assert (result.created, result.jobs) == (11, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_one_job_stops_the_others_and_is_raised(monkeypatch):
+    bulk_users(300)
+    calls = []
+
+    def failing_batch(**kwargs):
+        calls.append(kwargs["first_pk"])
+        if len(calls) == 3:
+            raise OperationalError("server closed the connection unexpectedly")
+        return real_batch(**kwargs)
+
+    real_batch = services._backfill_batch
+    monkeypatch.setattr(services, "_backfill_batch", failing_batch)
+    with pytest.raises(OperationalError, match="server closed"):
+        backfill(batch_size=10, jobs=2)
+    assert len(calls) < 30  # nobody claimed the rest
+    assert Profile.objects.count() == 10 * (len(calls) - 1)  # whole batches only
+    monkeypatch.undo()
+    backfill()
+    assert users_without_profile_count(using="default") == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_profile_committed_while_a_batch_waits_for_it_is_neither_duplicated_nor_counted():
+    """The batch runs first without its conflict clause (PostgreSQL); the unique
+    index makes it wait for the other writer, then fail, then rerun with it."""
+    bulk_users(50)
+    contested = User.objects.order_by("pk")[20]
+    attempts = []
+    real_create_missing = services.profiles_create_missing
+
+    def create_missing(**kwargs):
+        attempts.append(kwargs["optimistic"])
+        return real_create_missing(**kwargs)
+
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        other.ensure_connection()
+        with other.cursor() as cursor:  # a receiver's profile, not yet committed
+            cursor.execute(*profiles_create_missing_sql(
+                other, first_pk=contested.pk, last_pk=contested.pk))  # fmt: skip
+        with ThreadPoolExecutor(1) as pool, pytest.MonkeyPatch.context() as patch:
+            patch.setattr(services, "profiles_create_missing", create_missing)
+            running = pool.submit(backfill_in_own_connection, batch_size=100)
+            time.sleep(0.5)  # the batch now waits on the other writer's row
+            other.commit()
+            result = running.result(timeout=30)
+    finally:
+        other.close()
+    assert result.created == 49
+    assert Profile.objects.count() == Profile.objects.values("user").distinct().count() == 50
+    if connection.vendor == "postgresql":
+        assert attempts == [True, False]
+
+
+def test_inside_a_transaction_one_job_sees_its_rows():
+    bulk_users(30)  # not committed: the test's transaction
+    result = backfill(jobs=2)
+    assert (result.created, result.jobs) == (30, 1)

@@ -70,13 +70,22 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) 
     metavar="SECONDS",
     help="Wait this long for another run's lock instead of exiting 75 at once.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Batches to run at once, each on its own database connection: the work is the "
+    "database server's, so two keep two of its cores busy; --jobs 1 is the gentlest. "
+    "SQLite has one writer and always runs one; so does --limit, to stop at exactly N.",
+)
 @click.option("--no-lock", is_flag=True,
               help="Run without the lock (correctness never depends on it).")  # fmt: skip
 @format_option(help="json: one object with the figures.")
 def command(
     cmd: ClickCommand, *, batch_size: int | None, limit: int | None, dry_run: bool, check: bool,
-    max_seconds: float | None, shard: Shard, wait: float, no_lock: bool, output_format: str,
-    database: str,
+    max_seconds: float | None, shard: Shard, wait: float, jobs: int, no_lock: bool,
+    output_format: str, database: str,
 ) -> None:  # fmt: skip
     """Create a profile for every user that has none.
 
@@ -110,7 +119,7 @@ def command(
             result = profiles_backfill(
                 using=database, batch_size=batch_size or default_batch_size(using=database),
                 shard=shard, limit=limit,
-                max_seconds=max_seconds, should_stop=stop.requested, on_batch=advance,
+                max_seconds=max_seconds, should_stop=stop.requested, on_batch=advance, jobs=jobs,
             )  # fmt: skip
     except LockHeld:
         raise CommandError(
@@ -150,7 +159,7 @@ def _report(cmd: ClickCommand, result: BackfillResult, *, output_format: str,
             "seconds": round(result.seconds, 3),
             "profiles_per_second": round(result.profiles_per_second, 1),
             "last_pk": result.last_pk, "max_pk": result.max_pk,
-            "stopped": result.stopped, "shard": str(shard),
+            "stopped": result.stopped, "shard": str(shard), "jobs": result.jobs,
         }))  # fmt: skip
         return
     if cmd.verbosity < 1:
@@ -160,7 +169,8 @@ def _report(cmd: ClickCommand, result: BackfillResult, *, output_format: str,
         return
     cmd.stdout.write(
         f"Created {result.created} profile(s) in {result.batches} batch(es), "
-        f"{result.seconds:.2f} s ({result.profiles_per_second:,.0f}/s)."
+        f"{result.seconds:.2f} s ({result.profiles_per_second:,.0f}/s"
+        f"{f', {result.jobs} jobs' if result.jobs > 1 else ''})."
     )
     if result.stopped in ("limit", "max_seconds"):
         why = "--limit reached" if result.stopped == "limit" else "--max-seconds passed"
