@@ -1,4 +1,5 @@
-"""SIGTERM handled like Ctrl-C, so a service can roll back the batch in flight and stop."""
+"""SIGINT and SIGTERM recorded, not raised: services read the request at a batch boundary,
+so no exception ever lands inside a driver call."""
 
 from __future__ import annotations
 
@@ -7,30 +8,6 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-
-
-class Terminated(KeyboardInterrupt):
-    """A KeyboardInterrupt that remembers which signal caused it."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
-    raise Terminated(signum)
-
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be installed in the main thread
-        return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def exit_code_for(signum: int) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import secrets
+import signal
 import time
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -86,14 +87,18 @@ def users_seed(
     using: str,
     dry_run: bool = False,
     on_batch: Callable[[int, int], None] | None = None,
+    stop_signal: Callable[[], int | None] = lambda: None,
 ) -> SeedResult:
-    """Create ``count`` fake users; stop cleanly at a KeyboardInterrupt.
+    """Create ``count`` fake users; stop cleanly when asked to.
 
-    SIGINT (and SIGTERM, which the command turns into a KeyboardInterrupt
-    subclass with a ``signum``) rolls back the batch in flight; the batches
-    already committed stay and are counted. With an explicit ``seed``, a run
-    with the same arguments that was interrupted (or killed) is resumed where
-    it stopped, so the result is the one an uninterrupted run gives.
+    ``stop_signal()`` returns the number of a signal that asked the run to
+    stop (the command's SIGINT/SIGTERM handler records it). It is read before
+    each batch commits: the batch in flight rolls back, never half-written, and
+    no exception lands inside a driver call. A KeyboardInterrupt does the same
+    for callers without a handler. The batches already committed stay and are
+    counted. With an explicit ``seed``, a run with the same arguments that was
+    interrupted (or killed) is resumed where it stopped, so the result is the
+    one an uninterrupted run gives.
     """
     started = time.perf_counter()
     resumable = seed is not None
@@ -108,6 +113,8 @@ def users_seed(
             generated += len(batch)
             if on_batch:
                 on_batch(generated, count)
+            if stop_signal() is not None:
+                break
         return SeedResult(
             run_number=None, seed=seed, via=via, requested=count, created=0, resumed_after=0,
             profiles_created=0, users_without_profile=_users_without_profile(using),
@@ -133,8 +140,9 @@ def users_seed(
         inserted = done
         try:
             for batch in users.batches(count=count - done, batch_size=batch_size):
+                work = functools.partial(insert, batch, password=hashed, joined=now, using=using)
                 run_batch(
-                    functools.partial(insert, batch, password=hashed, joined=now, using=using),
+                    functools.partial(_unless_stopped, work, stop_signal),
                     using=using,
                     # Fake users: a batch lost to a server crash is recreated by a rerun.
                     durable=False,
@@ -142,8 +150,10 @@ def users_seed(
                 inserted += len(batch)
                 if on_batch:
                     on_batch(inserted, count)
-        except KeyboardInterrupt as exc:
-            interrupted_by = getattr(exc, "signum", 2)
+        except _StopRequested as exc:
+            interrupted_by = exc.signum
+        except KeyboardInterrupt:
+            interrupted_by = signal.SIGINT
         seconds = time.perf_counter() - started
         # Count from the database: the truth, even when a signal cut a batch short.
         in_run = _seeded_users(run.number, using).count()
@@ -200,6 +210,20 @@ def seeded_users_purge(*, using: str, dry_run: bool = False, batch_size: int = 5
 
 
 # -- helpers --
+
+
+class _StopRequested(Exception):
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _unless_stopped(work: Callable[[], None], stop_signal: Callable[[], int | None]) -> None:
+    """Run one batch's inserts, then roll them back (by raising) if a stop was asked for."""
+    work()
+    signum = stop_signal()
+    if signum is not None:
+        raise _StopRequested(signum)
 
 
 def _reserve_run(*, using: str, seed: int, via: Via, count: int, locales: Sequence[str]) -> SeedRun:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import signal
+
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -147,6 +149,20 @@ def test_an_interrupted_run_is_resumed_to_the_uninterrupted_result():
     assert snapshot() == uninterrupted
     again = seed(300, batch_size=70, locales=["en_US", "fr_FR"])
     assert (again.run_number, again.resumed_after) == (2, 0)  # finished runs are not resumed
+
+
+def test_a_stop_request_rolls_back_the_batch_in_flight_and_keeps_the_committed_ones():
+    batches = []
+
+    def stop_after_two_batches():
+        batches.append(User.objects.count())
+        return signal.SIGTERM if len(batches) == 3 else None
+
+    stopped = seed(300, batch_size=40, stop_signal=stop_after_two_batches)
+    assert (stopped.created, stopped.interrupted_by) == (80, signal.SIGTERM)
+    assert batches == [40, 80, 120]  # read with each batch's rows inserted, before it commits
+    assert User.objects.count() == 80
+    assert seed(300, batch_size=40).created == 220  # resumed
 
 
 def test_without_a_seed_nothing_is_resumed():

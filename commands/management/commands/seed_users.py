@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.dbready import database_ready
-from commands.interrupts import exit_code_for, sigterm_as_interrupt
+from commands.interrupts import exit_code_for, stop_on_signals
 from commands.options import batch_size_option, format_option
 from commands.progress import progress
 from seeding.generator import DEFAULT_LOCALES, unknown_locales
@@ -119,13 +119,13 @@ def command(
     database_ready(using=database)
     with (
         progress(cmd, label="Seeding users") as advance,
-        sigterm_as_interrupt(),
+        stop_on_signals() as stop,
         muted(*receivers_to_mute) if receivers_to_mute else nullcontext(),
     ):
         result = users_seed(
             count=count, via=via, batch_size=batch_size,  # type: ignore[arg-type]
-            seed=seed, locales=locales,
-            password=password, using=database, dry_run=dry_run, on_batch=advance,
+            seed=seed, locales=locales, password=password, using=database,
+            dry_run=dry_run, on_batch=advance, stop_signal=lambda: stop.signum,
         )  # fmt: skip
     _report(cmd, result, output_format=output_format, database=database)
     if result.interrupted_by is not None:
