@@ -68,9 +68,71 @@ def profiles_create_missing(
         connection, first_pk=first_pk, last_pk=last_pk, shard=shard, limit=limit,
         optimistic=optimistic,
     )  # fmt: skip
+    if _locks_users_until_commit(connection):
+        return _create_missing_without_user_locks(
+            connection, sql, params, first_pk=first_pk, last_pk=last_pk
+        )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return max(int(cursor.rowcount), 0)
+
+
+def _locks_users_until_commit(connection: BaseDatabaseWrapper) -> bool:
+    """InnoDB's foreign-key check share-locks each referenced user row until commit,
+    so an UPDATE of any user in a batch would wait for the whole batch. Inside a
+    transaction at READ COMMITTED (Django's default on MySQL) we can do without."""
+    return (
+        connection.vendor == "mysql"
+        and connection.in_atomic_block
+        and getattr(connection, "isolation_level", None) == "read committed"
+    )
+
+
+def _create_missing_without_user_locks(
+    connection: BaseDatabaseWrapper, sql: str, params: list[Any], *, first_pk: int, last_pk: int
+) -> int:
+    """Insert with the foreign-key check off, then check the users ourselves, before commit.
+
+    The insert may race a DELETE of one of its users. A deleter that comes after
+    it finds our uncommitted profile in its own foreign-key check and fails, as
+    it would anyway. One that came before (its delete not yet committed) is waited
+    out by a locking read that no row matches, so READ COMMITTED lets go of each
+    row lock at once; a fresh read then finds the profiles whose user is gone,
+    and they are deleted again. Nothing is left locked for ordinary traffic.
+    """
+    qn = connection.ops.quote_name
+    user_model = get_user_model()
+    user_table = qn(user_model._meta.db_table)
+    user_pk = qn(_column(user_model, user_model._meta.pk.name))
+    profile_table = qn(Profile._meta.db_table)
+    profile_pk = qn(_column(Profile, Profile._meta.pk.name))
+    user_fk = qn(_column(Profile, "user"))
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION foreign_key_checks = 0")
+        try:
+            cursor.execute(sql, params)
+            created = max(int(cursor.rowcount), 0)
+        finally:
+            cursor.execute("SET SESSION foreign_key_checks = 1")
+        cursor.execute(
+            # "+ 1 = 0": true of no row, and not a range the optimizer could use instead.
+            f"SELECT u.{user_pk} FROM {user_table} u WHERE u.{user_pk} >= %s"
+            f" AND u.{user_pk} <= %s AND u.{user_pk} + 1 = 0 LOCK IN SHARE MODE",
+            [first_pk, last_pk],
+        )
+        cursor.execute(
+            f"SELECT p.{profile_pk} FROM {profile_table} p"
+            f" LEFT JOIN {user_table} u ON u.{user_pk} = p.{user_fk}"
+            f" WHERE p.{user_fk} >= %s AND p.{user_fk} <= %s AND u.{user_pk} IS NULL",
+            [first_pk, last_pk],
+        )
+        orphans = [pk for (pk,) in cursor.fetchall()]
+        if orphans:
+            placeholders = ", ".join(["%s"] * len(orphans))
+            cursor.execute(
+                f"DELETE FROM {profile_table} WHERE {profile_pk} IN ({placeholders})", orphans
+            )
+    return created - len(orphans)
 
 
 def profiles_create_missing_sql(

@@ -10,18 +10,20 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import OperationalError, connection, connections
+from django.db import OperationalError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from profiles.models import Profile
-from profiles.services import profiles_create_missing_sql
+from profiles.services import profiles_create_missing
 from seeding.generator import FakeUsers
 from seeding.services import users_seed
 from tests.conftest import PROJECT_DIR, database_url
@@ -166,15 +168,27 @@ def test_seed_times_out_behind_a_table_lock_then_a_rerun_completes():
 
 
 def test_ordinary_user_updates_during_a_backfill_batch():
-    """PostgreSQL: at once. MariaDB (InnoDB's foreign-key check share-locks the user
-    rows) and SQLite (one writer per database): as soon as the batch commits."""
+    """PostgreSQL and MariaDB: at once, even with the batch's work all done and its
+    commit still to come. SQLite has one writer per database: there the update
+    waits until the batch commits."""
     bulk_users(2000)
     target = User.objects.order_by("pk").first()
+    inserted, release = threading.Event(), threading.Event()
+
+    def batch_in_flight() -> int:
+        try:
+            with transaction.atomic():
+                created = profiles_create_missing(using="default", first_pk=1, last_pk=10**12)
+                inserted.set()
+                release.wait(timeout=30)
+            return created
+        finally:
+            connections.close_all()  # this thread's
+
     update = f"UPDATE {User._meta.db_table} SET last_login = %s WHERE id = %s"
-    with other_connection() as batch, other_connection() as traffic:
-        batch.set_autocommit(False)  # a batch in flight: inserted, not yet committed
-        with batch.cursor() as cursor:
-            cursor.execute(*profiles_create_missing_sql(batch, first_pk=1, last_pk=10**12))
+    with ThreadPoolExecutor(1) as pool, other_connection() as traffic:
+        batch = pool.submit(batch_in_flight)
+        assert inserted.wait(timeout=30)
         with traffic.cursor() as cursor:  # the updater gives up after 1 s
             if traffic.vendor == "sqlite":
                 cursor.execute("PRAGMA busy_timeout = 1000")
@@ -185,16 +199,17 @@ def test_ordinary_user_updates_during_a_backfill_batch():
             with traffic.cursor() as cursor:
                 cursor.execute(update, [_now_for(traffic), target.pk])
             updated_while_open = True
-        except OperationalError:  # gave up after DATABASE_LOCK_TIMEOUT_SECONDS
+        except OperationalError:  # gave up after its lock timeout
             updated_while_open = False
         blocked_for = time.monotonic() - started
-        batch.commit()
-        if connection.vendor == "postgresql":
-            assert updated_while_open and blocked_for < 1, blocked_for
-        else:
+        release.set()
+        assert batch.result(timeout=30) == 2000
+        if connection.vendor == "sqlite":
             assert not updated_while_open
             with traffic.cursor() as cursor:  # the batch has committed: at once now
                 cursor.execute(update, [_now_for(traffic), target.pk])
+        else:
+            assert updated_while_open and blocked_for < 1, blocked_for
     assert Profile.objects.count() == 2000
     assert User.objects.get(pk=target.pk).last_login is not None
 

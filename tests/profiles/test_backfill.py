@@ -205,3 +205,28 @@ def test_inside_a_transaction_one_job_sees_its_rows():
     bulk_users(30)  # not committed: the test's transaction
     result = backfill(jobs=2)
     assert (result.created, result.jobs) == (30, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_deleted_while_its_batch_runs_leaves_no_orphan_profile():
+    """The delete is not committed when the batch reads the users, and is by the time
+    it commits: PostgreSQL's deferred foreign-key check fails and the batch reruns,
+    MariaDB's batch (foreign-key check off) waits it out and removes the orphan."""
+    bulk_users(50)
+    doomed = User.objects.order_by("pk")[20].pk
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        other.ensure_connection()
+        with other.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {User._meta.db_table} WHERE id = %s", [doomed])
+        with ThreadPoolExecutor(1) as pool:
+            running = pool.submit(backfill_in_own_connection, batch_size=100)
+            time.sleep(0.5)  # the batch has read the users and now waits on the deleter
+            other.commit()
+            result = running.result(timeout=30)
+    finally:
+        other.close()
+    assert result.created == 49
+    assert not Profile.objects.filter(user_id=doomed).exists()
+    assert Profile.objects.count() == User.objects.count() == 49
