@@ -34,13 +34,21 @@ class BatchTimedOut(OperationalError):
     """A batch kept timing out on locks or statement time; nothing of it was written."""
 
 
-def run_batch(work: Callable[[], T], *, using: str, durable: bool = True) -> T:
+class BatchAbandoned(Exception):
+    """A stop was asked for while a batch waited to be retried; nothing of it was written."""
+
+
+def run_batch(
+    work: Callable[[], T], *, using: str, durable: bool = True,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> T:  # fmt: skip
     """Run ``work()`` in one transaction under the batch timeouts, retrying timeouts.
 
     ``durable=False`` lets PostgreSQL acknowledge the commit before its WAL is
     flushed (``synchronous_commit = off`` for this transaction): a server crash
     may lose the last batches, never corrupt them. Only for data a rerun
-    recreates, such as seeded users.
+    recreates, such as seeded users. ``should_stop()`` is read before each
+    retry, so a signal does not wait out every retry and backoff.
     """
     connection = connections[using]
     retries: int = settings.BATCH_RETRIES
@@ -57,8 +65,20 @@ def run_batch(work: Callable[[], T], *, using: str, durable: bool = True) -> T:
                     f"a batch timed out {retries + 1} time(s) waiting for a lock or on the "
                     f"statement time limit ({first_line(exc)})"
                 ) from exc
-            time.sleep(settings.BATCH_RETRY_BACKOFF_SECONDS * 2**attempt)
+            if not _sleep_unless(should_stop, settings.BATCH_RETRY_BACKOFF_SECONDS * 2**attempt):
+                raise BatchAbandoned from exc
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _sleep_unless(should_stop: Callable[[], bool], seconds: float) -> bool:
+    """Sleep up to ``seconds``; False, at once, when a stop is asked for."""
+    deadline = time.monotonic() + seconds
+    while not should_stop():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 0.1))
+    return False
 
 
 def _apply_timeouts(connection: BaseDatabaseWrapper, *, durable: bool) -> None:

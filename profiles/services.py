@@ -23,7 +23,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Max, Min, Model
 from django.utils import timezone
 
-from profiles.batches import run_batch
+from profiles.batches import BatchAbandoned, run_batch
 from profiles.models import Profile
 
 
@@ -52,23 +52,24 @@ WHOLE_TABLE = Shard()
 
 def profiles_create_missing(
     *, using: str, first_pk: int, last_pk: int, shard: Shard = WHOLE_TABLE,
-    limit: int | None = None, optimistic: bool = False,
+    limit: int | None = None, optimistic: bool = False, leave_users_unlocked: bool = False,
 ) -> int:  # fmt: skip
     """Create the missing profiles of users with ``first_pk <= pk <= last_pk``.
 
     One set-based statement; returns the number of rows it inserted. The
     one-to-one constraint plus the backend's "ignore duplicates" clause make it
     correct without any lock, even against a concurrent run or receiver.
-    ``optimistic`` leaves that clause out where it costs (PostgreSQL: ~20%);
-    a profile created concurrently then raises IntegrityError instead, and the
-    caller reruns the batch without it.
+    ``optimistic`` leaves that clause out where it costs (PostgreSQL); a
+    profile created concurrently then raises IntegrityError instead, and the
+    caller reruns the batch without it. ``leave_users_unlocked`` is for large
+    batches, see :func:`_create_missing_without_user_locks`.
     """
     connection = connections[using]
     sql, params = profiles_create_missing_sql(
         connection, first_pk=first_pk, last_pk=last_pk, shard=shard, limit=limit,
         optimistic=optimistic,
     )  # fmt: skip
-    if _locks_users_until_commit(connection):
+    if leave_users_unlocked and _can_leave_users_unlocked(connection):
         return _create_missing_without_user_locks(
             connection, sql, params, first_pk=first_pk, last_pk=last_pk
         )
@@ -77,7 +78,7 @@ def profiles_create_missing(
         return max(int(cursor.rowcount), 0)
 
 
-def _locks_users_until_commit(connection: BaseDatabaseWrapper) -> bool:
+def _can_leave_users_unlocked(connection: BaseDatabaseWrapper) -> bool:
     """InnoDB's foreign-key check share-locks each referenced user row until commit,
     so an UPDATE of any user in a batch would wait for the whole batch. Inside a
     transaction at READ COMMITTED (Django's default on MySQL) we can do without."""
@@ -94,11 +95,14 @@ def _create_missing_without_user_locks(
     """Insert with the foreign-key check off, then check the users ourselves, before commit.
 
     The insert may race a DELETE of one of its users. A deleter that comes after
-    it finds our uncommitted profile in its own foreign-key check and fails, as
-    it would anyway. One that came before (its delete not yet committed) is waited
-    out by a locking read that no row matches, so READ COMMITTED lets go of each
-    row lock at once; a fresh read then finds the profiles whose user is gone,
-    and they are deleted again. Nothing is left locked for ordinary traffic.
+    it finds our uncommitted profile in its own foreign-key check and fails (or,
+    between our insert and our locking read, deadlocks with us: InnoDB rolls one
+    of the two back, and a batch is retried), as it would with the check on.
+    Writes to our users not yet committed (such a DELETE, or an UPDATE in flight)
+    are waited out by a locking read that no row matches, so READ COMMITTED
+    lets go of each row lock at once; a fresh read then finds the profiles whose
+    user is gone, and they are deleted again. Nothing is left locked for
+    ordinary traffic.
     """
     qn = connection.ops.quote_name
     user_model = get_user_model()
@@ -205,7 +209,7 @@ class BackfillResult:
         return self.created / self.seconds if self.seconds > 0 else 0.0
 
 
-def backfill_jobs(*, using: str, jobs: int, limit: int | None) -> int:
+def _backfill_jobs(*, using: str, jobs: int, limit: int | None) -> int:
     """How many batches may run at once. One on SQLite (one writer), under a limit
     (exact only when one batch at a time takes from it) and inside a transaction
     (other connections cannot see its rows)."""
@@ -240,7 +244,7 @@ def profiles_backfill(
     users = get_user_model()._default_manager.db_manager(using)
     bounds = users.aggregate(low=Min("pk"), high=Max("pk"))
     ranges = _PkRanges(low=bounds["low"], high=bounds["high"], batch_size=batch_size)
-    jobs = backfill_jobs(using=using, jobs=jobs, limit=limit)
+    jobs = _backfill_jobs(using=using, jobs=jobs, limit=limit)
     tally = threading.Lock()
     created = batches = 0
     stopped: Literal["limit", "max_seconds", "signal"] | None = None
@@ -250,8 +254,15 @@ def profiles_backfill(
         while stopped is None and (claimed := ranges.claim(using)) is not None:
             first_pk, last_pk = claimed
             remaining = None if limit is None else limit - created
-            inserted = _backfill_batch(using=using, first_pk=first_pk, last_pk=last_pk,
-                                       shard=shard, limit=remaining)  # fmt: skip
+            try:
+                inserted = _backfill_batch(
+                    using=using, first_pk=first_pk, last_pk=last_pk, shard=shard,
+                    limit=remaining, should_stop=should_stop,
+                )  # fmt: skip
+            except BatchAbandoned:  # a signal while the batch waited to be retried
+                with tally:
+                    stopped = stopped or "signal"
+                return
             with tally:
                 created += inserted
                 batches += 1
@@ -270,7 +281,7 @@ def profiles_backfill(
     if jobs == 1:
         work()
     else:
-        _run_in_threads(work, jobs=jobs, using=using, on_error=ranges.close)
+        _run_in_threads(work, jobs=jobs, on_error=ranges.close)
     return BackfillResult(
         created=created, batches=batches, seconds=time.perf_counter() - started,
         last_pk=ranges.last_pk, max_pk=ranges.high, stopped=stopped, jobs=jobs,
@@ -278,8 +289,9 @@ def profiles_backfill(
 
 
 def _backfill_batch(
-    *, using: str, first_pk: int, last_pk: int, shard: Shard, limit: int | None
-) -> int:
+    *, using: str, first_pk: int, last_pk: int, shard: Shard, limit: int | None,
+    should_stop: Callable[[], bool],
+) -> int:  # fmt: skip
     """One batch, first without the conflict clause; rerun with it if a concurrent
     writer made one of its profiles (or deleted one of its users) meanwhile."""
 
@@ -287,9 +299,9 @@ def _backfill_batch(
         return run_batch(
             functools.partial(
                 profiles_create_missing, using=using, first_pk=first_pk, last_pk=last_pk,
-                shard=shard, limit=limit, optimistic=optimistic,
+                shard=shard, limit=limit, optimistic=optimistic, leave_users_unlocked=True,
             ),
-            using=using,
+            using=using, should_stop=should_stop,
         )  # fmt: skip
 
     try:
@@ -298,11 +310,9 @@ def _backfill_batch(
         return attempt(optimistic=False)
 
 
-def _run_in_threads(
-    work: Callable[[], None], *, jobs: int, using: str, on_error: Callable[[], None]
-) -> None:
-    """Run ``work`` in ``jobs`` threads, each with its own connections; re-raise the
-    first error once every thread has finished its batch in flight."""
+def _run_in_threads(work: Callable[[], None], *, jobs: int, on_error: Callable[[], None]) -> None:
+    """Run ``work`` in ``jobs`` threads, each with its own connections; once every
+    thread has finished its batch in flight, re-raise an error one of them met."""
 
     def in_own_connection() -> None:
         try:
@@ -313,8 +323,12 @@ def _run_in_threads(
         finally:
             connections.close_all()  # this thread's connections only
 
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="backfill") as pool:
-        futures = [pool.submit(in_own_connection) for _ in range(jobs)]
+    try:
+        with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="backfill") as pool:
+            futures = [pool.submit(in_own_connection) for _ in range(jobs)]
+    except BaseException:  # e.g. Ctrl-C in a caller without a signal handler
+        on_error()
+        raise
     for future in futures:
         future.result()
 

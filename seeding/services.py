@@ -25,7 +25,7 @@ from django.db import IntegrityError, connections, transaction
 from django.db.models import Field, Max, Q
 from django.utils import timezone
 
-from profiles.batches import run_batch
+from profiles.batches import BatchAbandoned, run_batch
 from profiles.locks import LockHeld, database_lock
 from profiles.models import Profile
 from seeding.generator import FAKE_USER_FIELDS, FakeUser, FakeUsers, username_prefix
@@ -118,7 +118,7 @@ def users_seed(
         return SeedResult(
             run_number=None, seed=seed, via=via, requested=count, created=0, resumed_after=0,
             profiles_created=0, users_without_profile=_users_without_profile(using),
-            seconds=time.perf_counter() - started, dry_run=True, interrupted_by=None,
+            seconds=time.perf_counter() - started, dry_run=True, interrupted_by=stop_signal(),
         )  # fmt: skip
 
     interrupted_by: int | None = None
@@ -146,12 +146,15 @@ def users_seed(
                     using=using,
                     # Fake users: a batch lost to a server crash is recreated by a rerun.
                     durable=False,
+                    should_stop=lambda: stop_signal() is not None,
                 )
                 inserted += len(batch)
                 if on_batch:
                     on_batch(inserted, count)
         except _StopRequested as exc:
             interrupted_by = exc.signum
+        except BatchAbandoned:
+            interrupted_by = stop_signal()
         except KeyboardInterrupt:
             interrupted_by = signal.SIGINT
         seconds = time.perf_counter() - started

@@ -156,6 +156,23 @@ def test_backfill_batch_times_out_behind_a_table_lock_then_a_rerun_completes():
     assert_every_user_has_exactly_one_profile()
 
 
+def test_sigterm_while_a_batch_waits_to_be_retried_stops_at_once():
+    bulk_users(300)
+    patient = {**FAST_TIMEOUTS, "BATCH_RETRIES": "5", "BATCH_RETRY_BACKOFF_SECONDS": "4"}
+    with table_locked(Profile._meta.db_table):
+        proc = popen("backfill_profiles", env=patient)  # retries alone would take > 2 min
+        time.sleep(3)  # past the first lock timeout, into the backoff
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        assert time.monotonic() - started < 5
+    assert Profile.objects.count() == 0  # the abandoned batch wrote nothing
+    rerun = run("backfill_profiles", env=FAST_TIMEOUTS)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_every_user_has_exactly_one_profile()
+
+
 def test_seed_times_out_behind_a_table_lock_then_a_rerun_completes():
     with table_locked(User._meta.db_table):
         result = run("seed_users", "500", "--seed", "3", env=FAST_TIMEOUTS)
@@ -178,7 +195,9 @@ def test_ordinary_user_updates_during_a_backfill_batch():
     def batch_in_flight() -> int:
         try:
             with transaction.atomic():
-                created = profiles_create_missing(using="default", first_pk=1, last_pk=10**12)
+                created = profiles_create_missing(
+                    using="default", first_pk=1, last_pk=10**12, leave_users_unlocked=True
+                )
                 inserted.set()
                 release.wait(timeout=30)
             return created

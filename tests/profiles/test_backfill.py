@@ -139,6 +139,7 @@ def test_jobs_report_progress_that_never_goes_back():
     assert seen[-1][0] == seen[-1][1] == 400
 
 
+@pytest.mark.django_db(transaction=True)  # outside a transaction, where jobs could run
 def test_limit_runs_one_job_so_it_stays_exact():
     bulk_users(30)
     result = backfill(limit=11, jobs=2)

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections, transaction
+from django.db import OperationalError, connections, transaction
 
+from profiles import batches
 from profiles.models import Profile
 from profiles.selectors import profile_coverage
 from profiles.services import profile_ensure, profiles_create_missing, profiles_create_missing_sql
@@ -40,7 +43,9 @@ def test_profile_coverage():
 
 
 def test_a_batch_reads_only_its_own_range_of_profiles():
-    """Regression: PostgreSQL scanned every profile for each batch (quadratic over a backfill)."""
+    """Regression: PostgreSQL scanned every profile for each batch (quadratic over a backfill).
+
+    Only PostgreSQL's planner made that mistake; elsewhere this holds the same bound."""
     User.objects.bulk_create([User(username=f"u{i}") for i in range(22_000)])
     pks = sorted(User.objects.values_list("pk", flat=True))
     profiles_create_missing(using="default", first_pk=pks[0], last_pk=pks[19_999])
@@ -81,3 +86,21 @@ def profile_rows_read(cursor, sql, params):
     cursor.execute(sql, params)
     cursor.execute(counters)
     return sum(int(value) - before[name] for name, value in cursor.fetchall())
+
+
+def test_a_stop_request_abandons_a_batch_waiting_to_be_retried(monkeypatch, settings):
+    settings.BATCH_RETRIES, settings.BATCH_RETRY_BACKOFF_SECONDS = 5, 60
+    monkeypatch.setattr(batches, "is_lock_timeout", lambda connection, exc: True)
+    attempts = []
+
+    def timing_out():
+        attempts.append(1)
+        raise OperationalError("lock wait timeout")
+
+    started = time.monotonic()
+    with pytest.raises(batches.BatchAbandoned):  # a signal 0.3 s into a 60 s backoff
+        batches.run_batch(
+            timing_out, using="default", should_stop=lambda: time.monotonic() - started > 0.3
+        )
+    assert len(attempts) == 1
+    assert time.monotonic() - started < 5

@@ -72,7 +72,7 @@ def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) 
 )
 @click.option(
     "--jobs",
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=16),
     default=2,
     show_default=True,
     help="Batches to run at once, each on its own database connection: the work is the "

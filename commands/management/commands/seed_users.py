@@ -130,6 +130,9 @@ def command(
     _report(cmd, result, output_format=output_format, database=database)
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
+        if result.dry_run:
+            raise CommandError(f"interrupted by {name}; dry run, nothing was written.",
+                               returncode=exit_code_for(result.interrupted_by))  # fmt: skip
         raise CommandError(
             f"interrupted by {name} with {result.resumed_after + result.created} of "
             f"{result.requested} user(s) committed; they stay, and the same command with "
