@@ -104,13 +104,7 @@ def _create_missing_without_user_locks(
     user is gone, and they are deleted again. Nothing is left locked for
     ordinary traffic.
     """
-    qn = connection.ops.quote_name
-    user_model = get_user_model()
-    user_table = qn(user_model._meta.db_table)
-    user_pk = qn(_column(user_model, user_model._meta.pk.name))
-    profile_table = qn(Profile._meta.db_table)
-    profile_pk = qn(_column(Profile, Profile._meta.pk.name))
-    user_fk = qn(_column(Profile, "user"))
+    user_table, user_pk, profile_table, profile_pk, user_fk = _quoted_names(connection)
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION foreign_key_checks = 0")
         try:
@@ -145,11 +139,7 @@ def profiles_create_missing_sql(
 ) -> tuple[str, list[Any]]:  # fmt: skip
     """The insert-if-missing statement for ``connection``'s backend, with its parameters."""
     qn = connection.ops.quote_name
-    user_model = get_user_model()
-    user_table = qn(user_model._meta.db_table)
-    user_pk = qn(_column(user_model, user_model._meta.pk.name))
-    profile_table = qn(Profile._meta.db_table)
-    user_fk = qn(_column(Profile, "user"))
+    user_table, user_pk, profile_table, _, user_fk = _quoted_names(connection)
     defaults = profile_defaults()
     columns = [qn(_column(Profile, name)) for name in defaults]
     values = [
@@ -381,6 +371,19 @@ class _PkRanges:
     def close(self) -> None:
         with self._lock:
             self._next = None
+
+
+def _quoted_names(connection: BaseDatabaseWrapper) -> tuple[str, str, str, str, str]:
+    """User table, user pk, profile table, profile pk, profile's user column: quoted."""
+    qn = connection.ops.quote_name
+    user_model = get_user_model()
+    return (
+        qn(user_model._meta.db_table),
+        qn(_column(user_model, user_model._meta.pk.name)),
+        qn(Profile._meta.db_table),
+        qn(_column(Profile, Profile._meta.pk.name)),
+        qn(_column(Profile, "user")),
+    )
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:
