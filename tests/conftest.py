@@ -31,7 +31,10 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     from django.conf import settings
 
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
-    return [f"django: {django.get_version()}, database backend: {engine}"]
+    return [
+        f"django: {django.get_version()}, database backend: {engine}, "
+        f"user model: {settings.AUTH_USER_MODEL}"
+    ]
 
 
 def database_url(alias: str = "default") -> str:
@@ -61,6 +64,17 @@ def run_command(name: Any, *args: Any, **options: Any) -> tuple[str, str, int]:
     return out.getvalue(), err.getvalue(), code
 
 
+def child_environment() -> dict[str, str]:
+    """What a child ``manage.py`` needs to use this run's test database and settings module."""
+    from django.conf import settings
+
+    return {
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
 def unreachable_database_url() -> str:
     """A DATABASE_URL of this run's backend that cannot be connected to."""
     vendor = connections["default"].vendor
@@ -77,8 +91,7 @@ def manage() -> Callable[..., subprocess.CompletedProcess[str]]:
     def run(
         *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs: Any
     ) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1"}
-        full_env.pop("DJANGO_SETTINGS_MODULE", None)
+        full_env = {**os.environ, **child_environment()}
         full_env.update(env or {})
         return subprocess.run(
             [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
