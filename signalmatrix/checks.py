@@ -5,6 +5,11 @@ memory, so it runs before every command. The other two read the database: they
 carry the ``database`` tag and run with ``check --database ALIAS`` and before
 ``migrate``, and stay silent when the database cannot be used (not migrated
 yet, unreachable): Django's own checks and migrate say so.
+
+A check inspects; it never raises. What W003 cannot check on this user model
+it says as ``signalmatrix.W004``; any other failure of a check here becomes
+``signalmatrix.W005`` (:func:`switches.checks.never_raises`), so ``migrate``
+and ``check`` never stop on a traceback of ours.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from django.conf import settings
 from django.core import checks
 from django.db import DatabaseError, transaction
 
-from signalmatrix.services import raw_save_writers
+from signalmatrix.services import RawSaveProbeError, raw_save_writers
+from switches.checks import never_raises
 from switches.models import ReceiverSwitch
 from switches.registry import connected_receivers, switchable_names
 
@@ -30,6 +36,7 @@ def register() -> None:
     checks.register(check_raw_saves_write_no_rows, checks.Tags.database)
 
 
+@never_raises("signalmatrix.W001", failure_id="signalmatrix.W005")
 def check_switches_name_existing_receivers(
     app_configs: Sequence[AppConfig] | None = None,
     databases: Sequence[str] | None = None,
@@ -59,6 +66,7 @@ def check_switches_name_existing_receivers(
     return messages
 
 
+@never_raises("signalmatrix.W002", failure_id="signalmatrix.W005")
 def check_receivers_connected_once(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -84,17 +92,35 @@ def check_receivers_connected_once(
     ]
 
 
+@never_raises("signalmatrix.W003", failure_id="signalmatrix.W005")
 def check_raw_saves_write_no_rows(
     app_configs: Sequence[AppConfig] | None = None,
     databases: Sequence[str] | None = None,
     **kwargs: Any,
 ) -> list[checks.CheckMessage]:
-    """A user-model receiver must not write related rows for raw=True (loaddata) saves."""
+    """A user-model receiver of this project must not write related rows for raw=True saves.
+
+    Only this project's receivers are probed: the probe calls them, and a
+    check must not run the code of installed packages.
+    """
     messages: list[checks.CheckMessage] = []
     for alias in databases or ():
         try:
-            writers = raw_save_writers(using=alias)
+            writers = raw_save_writers(using=alias, packages=_project_packages())
         except DatabaseError:
+            continue
+        except RawSaveProbeError as exc:
+            messages.append(
+                checks.Warning(
+                    f"signalmatrix.W003 cannot check the receivers of "
+                    f"{settings.AUTH_USER_MODEL} on database {alias!r}: {exc}.",
+                    hint="Give the field it names a default; or make sure by hand that the "
+                    "user-model receivers return early when raw is True, and silence this "
+                    "with SILENCED_SYSTEM_CHECKS = ['signalmatrix.W004'].",
+                    obj=settings.AUTH_USER_MODEL,
+                    id="signalmatrix.W004",
+                )
+            )
             continue
         messages += [
             checks.Warning(
@@ -113,9 +139,13 @@ def check_raw_saves_write_no_rows(
 
 
 def _project_packages() -> set[str]:
-    """Top-level packages of the installed apps that live in this project, not in a venv."""
+    """Top-level packages of this project's own code, not of what is installed in a venv.
+
+    The packages in the project directory (``BASE_DIR``: the apps, ``tests``)
+    and the installed apps that live below it outside any site-packages.
+    """
     base = Path(getattr(settings, "BASE_DIR", "/nonexistent")).resolve()
-    packages = set()
+    packages = {init.parent.name for init in base.glob("*/__init__.py")}
     for config in apps.get_app_configs():
         path = Path(config.path).resolve()
         if path.is_relative_to(base) and not {"site-packages", "dist-packages"} & set(path.parts):

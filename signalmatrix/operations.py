@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import itertools
-import json
 import secrets
 import tempfile
 from collections.abc import Callable, Generator
@@ -18,53 +17,92 @@ from typing import Any, cast
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group, User, UserManager
+from django.core import serializers
 from django.core.management import call_command
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import Model
+from django.db.models import ManyToManyField, Model
 
 from profiles.models import Profile
+from signalmatrix.users import (
+    changed_value,
+    filled_by_database,
+    groups_field,
+    new_user,
+    no_groups_reason,
+    update_field,
+    user_values,
+)
 
 
 class Scene:
-    """What the operations work with: a database and names no other row has."""
+    """What the operations work with: a database, the user model, and names no other row has.
+
+    Users are built for whichever user model is installed (``signalmatrix.users``):
+    through its ``USERNAME_FIELD`` and required fields, never ``username=``.
+    """
 
     def __init__(self, *, using: str) -> None:
         self.using = using
         self.token = secrets.token_hex(4)
         self.serial = itertools.count()
-        self.user_model = get_user_model()
-        self.users: UserManager[User] = self.user_model._default_manager.db_manager(using)
+        self.user_model: type[Any] = get_user_model()
+        self.users: Any = self.user_model._default_manager.db_manager(using)
+        self.username_field: str = getattr(self.user_model, "USERNAME_FIELD", "username")
+        # The field the update operations change; None: they cannot run on this model.
+        self.update_field = update_field(self.user_model)
 
     def name(self) -> str:
         return f"signalmatrix-{self.token}-{next(self.serial)}"
 
-    def unsaved_user(self) -> User:
-        return self.user_model(username=self.name())
+    def values(self, **overrides: Any) -> dict[str, Any]:
+        """A new user's keyword arguments: the username field and every required field."""
+        return {**user_values(self.user_model, self.name()), **overrides}
 
-    def saved_user(self) -> User:
+    def unsaved_user(self, **overrides: Any) -> Any:
+        return new_user(self.user_model, self.name(), **overrides)
+
+    def saved_user(self) -> Any:
         """A user made as usual (with its profile); in the setup, so nothing is recorded."""
-        return self.users.create_user(username=self.name())
+        return self.users.create_user(**self.values())
 
-    def group(self) -> Group:
-        return Group.objects.using(self.using).create(name=self.name())
+    def lookup(self, user: Any) -> dict[str, Any]:
+        """The keyword argument that finds ``user`` by its username field."""
+        return {self.username_field: user.get_username()}
+
+    def changed(self, text: str = "Changed") -> dict[str, str]:
+        """``{update_field: text}``, cut to the field's length."""
+        field = cast(str, self.update_field)
+        return {field: changed_value(self.user_model, field, text)}
+
+    def group(self) -> Model:
+        field = cast("ManyToManyField[Any, Any]", groups_field(self.user_model))
+        groups = field.related_model._default_manager.db_manager(self.using)
+        return groups.create(name=self.name())
 
 
 Body = Callable[[Scene], Generator[None, None, None]]
+Unsupported = Callable[[Scene], "str | None"]
 
 
 @dataclass(frozen=True)
 class Operation:
     key: str
-    code: str  # as a Python programmer writes it
+    # As a Python programmer writes it; {field} is the scene's update field, {table}
+    # the user model's table.
+    code: str
     body: Body = field(repr=False)
     variant: str = ""
     model: type[Model] | None = None  # None: the user model
     # Whether delete receivers listen; see signalmatrix.recording on fast deletes.
     delete_receivers: bool = True
-    # None when the backend can run it, else why not.
-    unsupported: Callable[[BaseDatabaseWrapper], str | None] = lambda connection: None
+    # None when the backend and the user model can run it, else why not.
+    unsupported: Unsupported = lambda scene: None
+
+    def code_for(self, scene: Scene) -> str:
+        return self.code.format(
+            field=scene.update_field or "first_name", table=scene.user_model._meta.db_table
+        )
 
 
 OPERATIONS: list[Operation] = []
@@ -78,11 +116,32 @@ def operation(key: str, code: str, variant: str = "", **options: Any) -> Callabl
     return register
 
 
-def _needs(feature: str) -> Callable[[BaseDatabaseWrapper], str | None]:
-    def unsupported(connection: BaseDatabaseWrapper) -> str | None:
+def _needs(feature: str) -> Unsupported:
+    def unsupported(scene: Scene) -> str | None:
+        connection = connections[scene.using]
         if getattr(connection.features, feature):
             return None
         return f"{connection.display_name} does not support it ({feature} is False)"
+
+    return unsupported
+
+
+def _needs_update_field(scene: Scene) -> str | None:
+    if scene.update_field is not None:
+        return None
+    return (
+        f"{scene.user_model._meta.label} has no text field an update can change "
+        "(editable, not a key, not the username or e-mail field)"
+    )
+
+
+def _needs_groups(scene: Scene) -> str | None:
+    return no_groups_reason(scene.user_model)
+
+
+def _needs_all(*checks: Unsupported) -> Unsupported:
+    def unsupported(scene: Scene) -> str | None:
+        return next((reason for check in checks if (reason := check(scene))), None)
 
     return unsupported
 
@@ -100,55 +159,77 @@ def _save_insert(scene: Scene) -> Generator[None, None, None]:
 @operation("save_update", "user.save()", "update")
 def _save_update(scene: Scene) -> Generator[None, None, None]:
     user = scene.saved_user()
-    user.first_name = "Changed"
+    if scene.update_field is not None:
+        for name, value in scene.changed().items():
+            setattr(user, name, value)
     yield
     user.save(using=scene.using)
 
 
-@operation("save_update_fields", 'user.save(update_fields=["first_name"])', "update")
+@operation(
+    "save_update_fields",
+    'user.save(update_fields=["{field}"])',
+    "update",
+    unsupported=_needs_update_field,
+)
 def _save_update_fields(scene: Scene) -> Generator[None, None, None]:
     user = scene.saved_user()
-    user.first_name = "Changed"
+    for name, value in scene.changed().items():
+        setattr(user, name, value)
     yield
-    user.save(using=scene.using, update_fields=["first_name"])
+    user.save(using=scene.using, update_fields=list(scene.changed()))
 
 
 @operation("create", "User.objects.create()")
 def _create(scene: Scene) -> Generator[None, None, None]:
     yield
-    scene.users.create(username=scene.name())
+    scene.users.create(**scene.values())
 
 
 @operation("create_user", "User.objects.create_user()")
 def _create_user(scene: Scene) -> Generator[None, None, None]:
     yield
-    scene.users.create_user(username=scene.name())
+    scene.users.create_user(**scene.values())
 
 
 @operation("get_or_create_created", "User.objects.get_or_create()", "created")
 def _get_or_create_created(scene: Scene) -> Generator[None, None, None]:
+    values = scene.values()
+    lookup = {scene.username_field: values.pop(scene.username_field)}
     yield
-    scene.users.get_or_create(username=scene.name())
+    scene.users.get_or_create(**lookup, defaults=values)
 
 
 @operation("get_or_create_found", "User.objects.get_or_create()", "found")
 def _get_or_create_found(scene: Scene) -> Generator[None, None, None]:
     user = scene.saved_user()
     yield
-    scene.users.get_or_create(username=user.username)
+    scene.users.get_or_create(**scene.lookup(user))
 
 
-@operation("update_or_create_created", "User.objects.update_or_create()", "created")
+@operation(
+    "update_or_create_created",
+    "User.objects.update_or_create()",
+    "created",
+    unsupported=_needs_update_field,
+)
 def _update_or_create_created(scene: Scene) -> Generator[None, None, None]:
+    values = scene.values()
+    lookup = {scene.username_field: values.pop(scene.username_field)}
     yield
-    scene.users.update_or_create(username=scene.name(), defaults={"first_name": "New"})
+    scene.users.update_or_create(**lookup, defaults={**values, **scene.changed("New")})
 
 
-@operation("update_or_create_updated", "User.objects.update_or_create()", "updated")
+@operation(
+    "update_or_create_updated",
+    "User.objects.update_or_create()",
+    "updated",
+    unsupported=_needs_update_field,
+)
 def _update_or_create_updated(scene: Scene) -> Generator[None, None, None]:
     user = scene.saved_user()
     yield
-    scene.users.update_or_create(username=user.username, defaults={"first_name": "Changed"})
+    scene.users.update_or_create(**scene.lookup(user), defaults=scene.changed())
 
 
 # -- many objects at once --
@@ -169,7 +250,7 @@ def _bulk_create(scene: Scene) -> Generator[None, None, None]:
 )
 def _bulk_create_ignore_conflicts(scene: Scene) -> Generator[None, None, None]:
     existing = scene.saved_user()
-    users = [scene.user_model(username=existing.username), scene.unsaved_user()]
+    users = [scene.unsaved_user(**scene.lookup(existing)), scene.unsaved_user()]
     yield
     scene.users.bulk_create(users, ignore_conflicts=True)
 
@@ -178,11 +259,11 @@ def _bulk_create_ignore_conflicts(scene: Scene) -> Generator[None, None, None]:
     "bulk_create_update_conflicts",
     "User.objects.bulk_create(update_conflicts=True)",
     "one new user, one existing",
-    unsupported=_needs("supports_update_conflicts"),
+    unsupported=_needs_all(_needs("supports_update_conflicts"), _needs_update_field),
 )
 def _bulk_create_update_conflicts(scene: Scene) -> Generator[None, None, None]:
     existing = scene.saved_user()
-    users = [scene.user_model(username=existing.username, first_name="Changed")]
+    users = [scene.unsaved_user(**scene.lookup(existing), **scene.changed())]
     users.append(scene.unsaved_user())
     # MySQL and MariaDB update on any unique key and refuse unique_fields.
     target = connections[scene.using].features.supports_update_conflicts_with_target
@@ -190,25 +271,36 @@ def _bulk_create_update_conflicts(scene: Scene) -> Generator[None, None, None]:
     scene.users.bulk_create(
         users,
         update_conflicts=True,
-        update_fields=["first_name"],
-        unique_fields=["username"] if target else None,
+        update_fields=list(scene.changed()),
+        unique_fields=[scene.username_field] if target else None,
     )
 
 
-@operation("bulk_update", 'User.objects.bulk_update(users, ["first_name"])', "two users")
+@operation(
+    "bulk_update",
+    'User.objects.bulk_update(users, ["{field}"])',
+    "two users",
+    unsupported=_needs_update_field,
+)
 def _bulk_update(scene: Scene) -> Generator[None, None, None]:
     users = [scene.saved_user(), scene.saved_user()]
     for user in users:
-        user.first_name = "Changed"
+        for name, value in scene.changed().items():
+            setattr(user, name, value)
     yield
-    scene.users.bulk_update(users, ["first_name"])
+    scene.users.bulk_update(users, list(scene.changed()))
 
 
-@operation("queryset_update", "User.objects.filter(...).update()", "two users")
+@operation(
+    "queryset_update",
+    "User.objects.filter(...).update()",
+    "two users",
+    unsupported=_needs_update_field,
+)
 def _queryset_update(scene: Scene) -> Generator[None, None, None]:
     pks = [scene.saved_user().pk, scene.saved_user().pk]
     yield
-    scene.users.filter(pk__in=pks).update(first_name="Changed")
+    scene.users.filter(pk__in=pks).update(**scene.changed())
 
 
 # -- deleting --
@@ -266,12 +358,22 @@ def _profile_queryset_delete_unobserved(scene: Scene) -> Generator[None, None, N
 
 @operation("loaddata", "manage.py loaddata", "a fixture with one user")
 def _loaddata(scene: Scene) -> Generator[None, None, None]:
-    fixture = [{"model": scene.user_model._meta.label_lower, "fields": {"username": scene.name()}}]
     with tempfile.TemporaryDirectory(prefix="signalmatrix-") as directory:
         path = Path(directory) / "signalmatrix.json"
-        path.write_text(json.dumps(fixture))
+        path.write_text(fixture_of(scene.unsaved_user()))
         yield
         call_command("loaddata", str(path), database=scene.using, verbosity=0, stdout=io.StringIO())
+
+
+def fixture_of(user: Model) -> str:
+    """A JSON fixture of the unsaved ``user``: its concrete fields, and its pk unless generated.
+
+    Django's serializer writes each value as the field itself reads it back,
+    whatever its type (a UUID, a date); the many-to-many fields are left out,
+    since an unsaved user has no relations yet.
+    """
+    fields = [f.name for f in user._meta.concrete_fields if not f.primary_key]
+    return str(serializers.serialize("json", [user], fields=fields))
 
 
 # async_to_sync runs the coroutine in a loop of its own, and the save inside it
@@ -292,23 +394,23 @@ def _asave(scene: Scene) -> Generator[None, None, None]:
 
 @operation("acreate", "await User.objects.acreate()")
 def _acreate(scene: Scene) -> Generator[None, None, None]:
-    username = scene.name()
+    values = scene.values()
 
     async def acreate() -> None:
-        await scene.users.acreate(username=username)
+        await scene.users.acreate(**values)
 
     yield
     async_to_sync(acreate)()
 
 
-@operation("groups_add", "user.groups.add(group)")
+@operation("groups_add", "user.groups.add(group)", unsupported=_needs_groups)
 def _groups_add(scene: Scene) -> Generator[None, None, None]:
     user, group = scene.saved_user(), scene.group()
     yield
     user.groups.add(group)
 
 
-@operation("groups_remove", "user.groups.remove(group)")
+@operation("groups_remove", "user.groups.remove(group)", unsupported=_needs_groups)
 def _groups_remove(scene: Scene) -> Generator[None, None, None]:
     user, group = scene.saved_user(), scene.group()
     user.groups.add(group)
@@ -316,7 +418,9 @@ def _groups_remove(scene: Scene) -> Generator[None, None, None]:
     user.groups.remove(group)
 
 
-@operation("groups_set", "user.groups.set([other])", "one group for another")
+@operation(
+    "groups_set", "user.groups.set([other])", "one group for another", unsupported=_needs_groups
+)
 def _groups_set(scene: Scene) -> Generator[None, None, None]:
     user, group, other = scene.saved_user(), scene.group(), scene.group()
     user.groups.add(group)
@@ -324,7 +428,7 @@ def _groups_set(scene: Scene) -> Generator[None, None, None]:
     user.groups.set([other])
 
 
-@operation("groups_clear", "user.groups.clear()")
+@operation("groups_clear", "user.groups.clear()", unsupported=_needs_groups)
 def _groups_clear(scene: Scene) -> Generator[None, None, None]:
     user, group = scene.saved_user(), scene.group()
     user.groups.add(group)
@@ -332,7 +436,7 @@ def _groups_clear(scene: Scene) -> Generator[None, None, None]:
     user.groups.clear()
 
 
-@operation("raw_sql", 'cursor.execute("INSERT INTO auth_user ...")')
+@operation("raw_sql", 'cursor.execute("INSERT INTO {table} ...")')
 def _raw_sql(scene: Scene) -> Generator[None, None, None]:
     connection = connections[scene.using]
     sql, params = insert_statement(scene.unsaved_user(), connection)
@@ -342,9 +446,16 @@ def _raw_sql(scene: Scene) -> Generator[None, None, None]:
 
 
 def insert_statement(obj: Model, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
-    """A plain INSERT of ``obj``'s row, its auto primary key left to the database."""
+    """A plain INSERT of ``obj``'s row; what the database generates is left to it.
+
+    Every column of the table except an auto-incremented key and columns with a
+    database default or generated by the database; the primary key otherwise
+    (a UUID from its default, a name). Each value goes through its field's
+    ``pre_save()`` and ``get_db_prep_save()``, so it is bound as the backend
+    stores that type (a UUID as 32 hex digits where there is no uuid column).
+    """
     qn = connection.ops.quote_name
-    fields = [f for f in obj._meta.local_concrete_fields if f is not obj._meta.auto_field]
+    fields = [f for f in obj._meta.local_concrete_fields if not filled_by_database(f)]
     values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
     columns = ", ".join(qn(cast(str, f.column)) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))

@@ -20,10 +20,14 @@ LEGEND = (
     ("✓", "a receiver got the signal"),
     ("argument values", "it got it with these (raw and update_fields only when set)"),
     ("✗", "not sent, although a receiver listened"),
-    (DASH, "no receiver listened (the 'no delete receiver' rows), or no user was created"),
+    (
+        DASH,
+        "no receiver listened (the 'no delete receiver' rows; m2m_changed when the user "
+        "model has no groups), or no user was created",
+    ),
     (f"{TIMES}N", "sent N times, once per object"),
     ("Profile ...", "sent for another model than the row's"),
-    ("n/a", "the backend cannot run it"),
+    ("n/a", "the backend or the user model cannot run it (the notes say why)"),
 )
 
 
@@ -126,7 +130,7 @@ def _summary(result: MatrixResult) -> str:
     text = f"Ran {ran} operation(s) in a transaction that was rolled back"
     unsupported = sum(op.unsupported is not None for op in result.operations)
     if unsupported:
-        text += f"; {unsupported} not supported on this backend"
+        text += f"; {unsupported} not supported by this backend or user model"
     if result.failed:
         text += f"; {len(result.failed)} failed"
     return text + ": no row was changed."

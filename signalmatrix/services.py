@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+import secrets
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -12,11 +13,13 @@ from asgiref.sync import async_to_sync, iscoroutinefunction
 from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connections, transaction
 from django.db.models import ForeignObjectRel, Model
-from django.db.models.signals import post_save, pre_save
+from django.db.models.fields import AutoFieldMixin
+from django.db.models.signals import ModelSignal, post_save, pre_save
 
 from profiles.models import Profile
 from signalmatrix.operations import OPERATIONS, Operation, Scene
 from signalmatrix.recording import DELETE_SIGNALS, SIGNALS, Event, recording
+from signalmatrix.users import UnbuildableUser, groups_field, new_user
 from switches.registry import dotted_name
 from switches.selectors import ReceiverState, receivers_list
 
@@ -24,10 +27,9 @@ from switches.selectors import ReceiverState, receivers_list
 # (Django's AUTOINCREMENT counters live in a table, sqlite_sequence).
 NOT_ROLLED_BACK = {
     "postgresql": "PostgreSQL sequences are not transactional: the ids this run drew for "
-    "users, profiles and groups stay used, so new rows get higher ids than they would have.",
+    "{models} stay used, so new rows get higher ids than they would have.",
     "mysql": "InnoDB (MySQL, MariaDB) does not roll back AUTO_INCREMENT counters: the ids "
-    "this run drew for users, profiles and groups stay used, so new rows get higher ids than "
-    "they would have.",
+    "this run drew for {models} stay used, so new rows get higher ids than they would have.",
 }
 
 
@@ -67,7 +69,8 @@ class MatrixResult:
     backend: str  # e.g. "PostgreSQL 16.4"
     django_version: str
     user_model: str
-    m2m_sender: str  # the through model that sends m2m_changed for user.groups
+    # The through model that sends m2m_changed for user.groups; None: the model has no groups.
+    m2m_sender: str | None
     receivers: tuple[ReceiverState, ...]  # connected to the observed models, with switch state
     operations: tuple[OperationResult, ...]
     not_rolled_back: str | None
@@ -77,10 +80,11 @@ class MatrixResult:
         return tuple(op for op in self.operations if op.error is not None)
 
 
-def observed_models() -> tuple[type[Model], type[Model], type[Model]]:
-    """The user model, Profile, and the through model of ``user.groups``."""
+def observed_models() -> tuple[type[Model], type[Model], type[Model] | None]:
+    """The user model, Profile, and the through model of ``user.groups`` (None: no groups)."""
     user_model = get_user_model()
-    return user_model, Profile, user_model.groups.through
+    groups = groups_field(user_model)
+    return user_model, Profile, groups.remote_field.through if groups is not None else None
 
 
 def signal_matrix_run(*, using: str) -> MatrixResult:
@@ -93,7 +97,7 @@ def signal_matrix_run(*, using: str) -> MatrixResult:
     """
     connection = connections[using]
     observed = observed_models()
-    labels = {m._meta.label for m in observed}
+    labels = {m._meta.label for m in observed if m is not None}
     receivers = tuple(
         r
         for r in receivers_list(using=using)
@@ -110,15 +114,15 @@ def signal_matrix_run(*, using: str) -> MatrixResult:
         backend=f"{connection.display_name} {version}",
         django_version=django.get_version(),
         user_model=observed[0]._meta.label,
-        m2m_sender=observed[2]._meta.label,
+        m2m_sender=observed[2]._meta.label if observed[2] is not None else None,
         receivers=receivers,
         operations=results,
-        not_rolled_back=NOT_ROLLED_BACK.get(connection.vendor),
+        not_rolled_back=_not_rolled_back(connection.vendor, observed),
     )
 
 
 def _run(
-    op: Operation, scene: Scene, observed: tuple[type[Model], type[Model], type[Model]]
+    op: Operation, scene: Scene, observed: tuple[type[Model], type[Model], type[Model] | None]
 ) -> OperationResult:
     using = scene.using
     connection = connections[using]
@@ -127,18 +131,19 @@ def _run(
     senders: dict[str, list[type[Model]]] = {
         "pre_save": [user_model, profile_model],
         "post_save": [user_model, profile_model],
-        "m2m_changed": [through],
     }
+    if through is not None:
+        senders["m2m_changed"] = [through]
     if op.delete_receivers:
         senders.update({name: [user_model, profile_model] for name in DELETE_SIGNALS})
     result = OperationResult(
         key=op.key,
-        code=op.code,
+        code=op.code_for(scene),
         variant=op.variant,
         model=model._meta.label,
         listened=tuple(name for name in SIGNALS if name in senders),
     )
-    reason = op.unsupported(connection)
+    reason = op.unsupported(scene)
     if reason is not None:
         return replace(result, unsupported=reason)
     steps = op.body(scene)
@@ -150,9 +155,12 @@ def _run(
                 next(steps, None)
             users_after, profiles_after = _counts(using)
             transaction.set_rollback(True, using=using)
-    except DatabaseError as exc:
-        text = str(exc).strip()
-        return replace(result, error=text.splitlines()[0] if text else type(exc).__name__)
+    except UnbuildableUser as exc:
+        return replace(result, unsupported=f"no user of this model can be built: {exc}")
+    except Exception as exc:
+        # A receiver may raise anything on a model it was not written for; the
+        # row says so and the other operations still run.
+        return replace(result, error=_error_text(exc))
     finally:
         steps.close()
     # Where delete receivers listened, their signals tell. Where none did, the
@@ -181,6 +189,31 @@ def _run(
     )
 
 
+def _error_text(exc: BaseException) -> str:
+    """The first line of the error; an error that is not the database's also names its type."""
+    lines = str(exc).strip().splitlines()
+    if isinstance(exc, DatabaseError):
+        return lines[0] if lines else type(exc).__name__
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def _not_rolled_back(
+    vendor: str, observed: tuple[type[Model], type[Model], type[Model] | None]
+) -> str | None:
+    """What this run leaves behind on ``vendor``: ids drawn for the models with counters."""
+    template = NOT_ROLLED_BACK.get(vendor)
+    user_model, profile_model, _ = observed
+    names = {user_model: "users", profile_model: "profiles"}
+    groups = groups_field(user_model)
+    if groups is not None:  # the operations create groups
+        names[groups.related_model] = "groups"
+    counted = [name for model, name in names.items() if isinstance(model._meta.pk, AutoFieldMixin)]
+    if template is None or not counted:
+        return None
+    listed = ", ".join(counted[:-1]) + " and " + counted[-1] if len(counted) > 1 else counted[0]
+    return template.format(models=listed)
+
+
 def _counts(using: str) -> tuple[int, int]:
     return (
         get_user_model()._base_manager.using(using).count(),
@@ -197,42 +230,83 @@ class RawSaveWriter:
     tables: tuple[str, ...]
 
 
-def raw_save_writers(*, using: str) -> list[RawSaveWriter]:
+class RawSaveProbeError(Exception):
+    """No throwaway user could be made for the raw-save probe; the message says why."""
+
+
+def raw_save_writers(*, using: str, packages: Collection[str]) -> list[RawSaveWriter]:
     """Receivers of the user model's pre_save and post_save that write rows for raw=True saves.
 
-    A throwaway user is inserted without signals, then each receiver is called
-    by itself as Django would call it for ``loaddata``, in a savepoint, while
-    the rows pointing at that user (its profile, its group memberships, any
-    other relation) are counted. Each receiver is called unwrapped, past its
-    switch: the question is what its code does, not whether it is on. All of
-    it is rolled back; raises DatabaseError when the database cannot be used.
+    Only receivers defined in the top-level ``packages`` are probed: the probe
+    calls them, and code of other packages (a receiver that calls an HTTP API)
+    must not run because a check did. A throwaway user, built for whichever
+    user model is installed (``signalmatrix.users``), is inserted without
+    signals; then each receiver is called by itself as Django would call it
+    for ``loaddata``, in a savepoint, while the rows pointing at that user (its
+    profile, its group memberships, any other relation) are counted. Each
+    receiver is called unwrapped, past its switch: the question is what its
+    code does, not whether it is on. All of it is rolled back.
+
+    Raises DatabaseError when the database cannot be used (not migrated,
+    unreachable), :class:`RawSaveProbeError` when no throwaway user can be
+    built or inserted on this model.
     """
     user_model = get_user_model()
+    probed = [
+        (name, signal, receiver)
+        for name, signal in (("pre_save", pre_save), ("post_save", post_save))
+        for receiver in _receivers_of(signal, user_model)
+        if _top_level(inspect.unwrap(receiver)) in packages
+    ]
+    if not probed:
+        return []
+    try:
+        user = new_user(user_model, f"signalmatrix-check-{secrets.token_hex(4)}")
+    except UnbuildableUser as exc:
+        raise RawSaveProbeError(f"no throwaway user can be built: {exc}") from exc
     relations = [
         f
         for f in user_model._meta.get_fields(include_hidden=True)
         if isinstance(f, ForeignObjectRel) and (f.one_to_many or f.one_to_one)
     ]
-    username = f"signalmatrix-check-{Scene(using=using).token}"
+    users = user_model._base_manager.db_manager(using)
     writers = []
     with transaction.atomic(using=using):
-        users = user_model._base_manager.db_manager(using)
-        users.bulk_create([user_model(username=username)])  # no signal
-        user = users.get(username=username)
-        for name, signal in (("pre_save", pre_save), ("post_save", post_save)):
-            sync_receivers, async_receivers = signal._live_receivers(user_model)
-            for receiver in [*sync_receivers, *async_receivers]:
-                arguments: dict[str, Any] = {
-                    "signal": signal, "sender": user_model, "instance": user, "raw": True,
-                    "using": using, "update_fields": None,
-                }  # fmt: skip
-                if signal is post_save:
-                    arguments["created"] = True
-                grew = _rows_written(inspect.unwrap(receiver), arguments, user, relations)
-                if grew:
-                    writers.append(RawSaveWriter(dotted_name(receiver), name, grew))
+        users.exists()  # DatabaseError here: the database cannot be used at all
+        try:
+            with transaction.atomic(using=using):
+                users.bulk_create([user])  # no signal
+        except DatabaseError as exc:
+            raise RawSaveProbeError(
+                f"inserting a throwaway user failed: {_error_text(exc)}"
+            ) from exc
+        user = users.get(**{user_model.USERNAME_FIELD: user.get_username()})
+        for name, signal, receiver in probed:
+            arguments: dict[str, Any] = {
+                "signal": signal,
+                "sender": user_model,
+                "instance": user,
+                "raw": True,
+                "using": using,
+                "update_fields": None,
+            }
+            if signal is post_save:
+                arguments["created"] = True
+            grew = _rows_written(inspect.unwrap(receiver), arguments, user, relations)
+            if grew:
+                writers.append(RawSaveWriter(dotted_name(receiver), name, grew))
         transaction.set_rollback(True, using=using)
     return writers
+
+
+def _receivers_of(signal: ModelSignal, sender: type[Model]) -> list[Callable[..., Any]]:
+    sync_receivers, async_receivers = signal._live_receivers(sender)
+    return [*sync_receivers, *async_receivers]
+
+
+def _top_level(receiver: Callable[..., Any]) -> str:
+    module = getattr(receiver, "__module__", None) or type(receiver).__module__
+    return module.split(".", 1)[0]
 
 
 def _rows_written(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -20,6 +20,11 @@ from switches.models import ReceiverSwitch
 from switches.registry import resolve_names
 
 BY_MAX_LENGTH = 150
+# The longest a switch may be set for. Python's datetime and MariaDB's DATETIME end
+# at 9999-12-31 (PostgreSQL's timestamptz goes on to 294276 AD): an expiry within
+# a century fits all three with room for any time zone, and nobody means longer
+# than "until switched on", which is a switch without an expiry.
+MAX_DURATION = timedelta(days=36500)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,11 @@ def receiver_switches_off(
     now = timezone.now()
     if until is not None and until <= now:
         raise ValueError(f"the expiry {until.isoformat()} is not in the future.")
+    if until is not None and until - now > MAX_DURATION:
+        raise ValueError(
+            f"the expiry {until.isoformat()} is more than {MAX_DURATION.days} days away; "
+            "leave it out to switch the receiver off until it is switched on."
+        )
     if len(by) > BY_MAX_LENGTH:
         raise ValueError(f"'by' is longer than {BY_MAX_LENGTH} characters.")
     switches = ReceiverSwitch.objects.using(using)

@@ -7,10 +7,12 @@ import os
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from switches import state
 from switches.models import ReceiverSwitch
@@ -151,6 +153,43 @@ def test_bad_usage_exits_2(args, message):
     _, err, code = run_command("receivers", *args)
     assert code == 2 and message in err
     assert not ReceiverSwitch.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("duration", ["9999999d", "36501d", "36500d1s", "9" * 5000 + "s"])
+def test_a_duration_whose_expiry_no_database_can_hold_exits_2_and_writes_nothing(duration):
+    out, err, code = run_command("receivers", "off", WELCOME, "--for", duration)
+    assert (out, code) == ("", 2)
+    assert "is longer than the longest switch, 36500d (100 years" in err
+    assert len(err) < 300  # a 5000-digit value is not echoed back whole
+    assert not ReceiverSwitch.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_longest_duration_is_stored_and_read_back_on_this_backend():
+    out, err, code = run_command("receivers", "off", WELCOME, "--for", "36500d")
+    assert (err, code) == ("", 0) and "(in 36500d)" in out
+    switch = ReceiverSwitch.objects.get()
+    assert switch.expires_at is not None and switch.expires_at.year >= 2126
+    assert listed()[(WELCOME, "post_save")]["seconds_left"] > 36499 * 86400
+
+
+@pytest.mark.django_db
+def test_the_service_refuses_an_expiry_beyond_the_longest_duration():
+    from switches.services import MAX_DURATION, receiver_switches_off
+
+    until = timezone.now() + MAX_DURATION + timedelta(minutes=1)
+    with pytest.raises(ValueError, match="more than 36500 days away"):
+        receiver_switches_off(names=[WELCOME], reason="", by="", until=until, using="default")
+    assert not ReceiverSwitch.objects.exists()
+
+
+def test_an_impossible_duration_through_manage_py_is_one_line_exit_2(manage):
+    result = manage("receivers", "off", WELCOME, "--for", "9999999d")
+    assert result.returncode == 2
+    assert result.stdout == ""
+    [line] = result.stderr.strip().splitlines()
+    assert "'9999999d' is longer than the longest switch" in line
 
 
 @pytest.mark.django_db

@@ -5,8 +5,11 @@ from __future__ import annotations
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core import checks
+from django.db import models
 from django.db.models.signals import post_save
+from django.test.utils import isolate_apps
 from django.utils import timezone
 
 from profiles import receivers
@@ -124,3 +127,77 @@ def test_database_checks_are_silent_on_a_database_that_is_not_migrated(manage, t
     assert "no issues" in result.stdout
     migrated = manage("migrate", "-v", "0", env={"DATABASE_URL": url})
     assert migrated.returncode == 0, migrated.stderr
+
+
+# -- a check never raises --
+
+
+@pytest.mark.parametrize(
+    ("target", "check_id"),
+    [
+        ("signalmatrix.checks.switchable_names", "signalmatrix.W001"),
+        ("signalmatrix.checks.connected_receivers", "signalmatrix.W002"),
+        ("signalmatrix.checks.raw_save_writers", "signalmatrix.W003"),
+    ],
+)
+def test_a_check_that_fails_is_a_warning_naming_it_never_an_exception(
+    db, monkeypatch, target, check_id
+):
+    def broken(*args, **kwargs):
+        raise RuntimeError("something nobody foresaw\nsecond line")
+
+    monkeypatch.setattr(target, broken)
+    messages = checks.run_checks(databases=["default"])
+    messages = [m for m in messages if m.id == "signalmatrix.W005"]
+    assert len(messages) == 1
+    assert messages[0].msg == (
+        f"The system check {check_id} could not run, so it checked nothing: "
+        "RuntimeError: something nobody foresaw"
+    )
+    assert messages[0].level == checks.WARNING
+    assert "SILENCED_SYSTEM_CHECKS = ['signalmatrix.W005']" in messages[0].hint
+
+
+def test_a_switches_check_that_fails_is_a_warning_too(monkeypatch):
+    def broken():
+        raise KeyError("gone")
+
+    monkeypatch.setattr("switches.checks.registry.connected_receivers", broken)
+    [message] = [m for m in checks.run_checks() if m.id == "switches.W002"]
+    assert message.msg.startswith("The system check switches.W001 could not run")
+    assert "KeyError: 'gone'" in message.msg
+
+
+@isolate_apps("signalmatrix")
+def test_a_user_model_no_throwaway_user_can_be_built_for_is_a_warning_of_its_own(db, monkeypatch):
+    """W003 cannot probe a model with a required relation: W004 says so, and why."""
+
+    class Team(models.Model):
+        class Meta:
+            app_label = "signalmatrix"
+
+        def __str__(self) -> str:
+            return "team"
+
+    class TeamUser(AbstractBaseUser):
+        email = models.EmailField(unique=True)
+        team = models.ForeignKey(Team, on_delete=models.CASCADE)
+        USERNAME_FIELD = "email"
+
+        class Meta:
+            app_label = "signalmatrix"
+
+    monkeypatch.setattr("signalmatrix.services.get_user_model", lambda: TeamUser)
+    post_save.connect(profile_even_for_fixtures, sender=TeamUser, dispatch_uid="test.team")
+    try:
+        messages = ids_and_messages(checks.run_checks(databases=["default"]))
+    finally:
+        post_save.disconnect(sender=TeamUser, dispatch_uid="test.team")
+    [(check_id, message)] = messages
+    assert check_id == "signalmatrix.W004"
+    assert "cannot check the receivers of" in message
+    assert "signalmatrix.TeamUser.team is a required relation to signalmatrix.Team" in message
+
+
+def ids_and_messages(messages) -> list[tuple[str, str]]:
+    return [(m.id, m.msg) for m in messages if m.id.startswith("signalmatrix.")]

@@ -246,3 +246,21 @@ def test_every_operation_of_the_issue_is_in_the_matrix():
         "profile_queryset_delete_unobserved", "loaddata", "asave", "acreate", "groups_add",
         "groups_remove", "groups_set", "groups_clear", "raw_sql",
     ]  # fmt: skip
+
+
+def test_a_user_model_no_user_can_be_built_for_makes_rows_not_applicable_not_failed(
+    db, monkeypatch
+):
+    from signalmatrix.users import UnbuildableUser
+
+    def unbuildable(*args, **kwargs):
+        raise UnbuildableUser("auth.User.team is a required relation to teams.Team")
+
+    monkeypatch.setattr("signalmatrix.operations.user_values", unbuildable)
+    monkeypatch.setattr("signalmatrix.operations.new_user", unbuildable)
+    matrix = signal_matrix_run(using="default")
+    assert matrix.failed == ()
+    reasons = {op.unsupported for op in matrix.operations}
+    assert reasons == {
+        "no user of this model can be built: auth.User.team is a required relation to teams.Team"
+    }

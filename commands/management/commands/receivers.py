@@ -19,6 +19,7 @@ from commands.options import format_option
 from switches.registry import ReceiverNameError
 from switches.selectors import ReceiverState, receivers_list
 from switches.services import (
+    MAX_DURATION,
     SwitchChange,
     receiver_switches_all_on,
     receiver_switches_off,
@@ -46,15 +47,30 @@ DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def _duration_option(
     ctx: click.Context, param: click.Parameter, value: str | timedelta | None
 ) -> timedelta | None:
-    """--for: a length of time such as 90s, 30m, 2h, 1d or 1h30m."""
+    """--for: a length of time such as 90s, 30m, 2h, 1d or 1h30m, up to MAX_DURATION."""
     if value is None or isinstance(value, timedelta):
         return value
     text = value.strip().lower()
     if not re.fullmatch(r"(\d+[smhd])+", text):
         raise click.BadParameter(f"{value!r} is not a duration; use e.g. 90s, 30m, 2h, 1d, 1h30m.")
-    seconds = sum(int(n) * DURATION_UNITS[u] for n, u in re.findall(r"(\d+)([smhd])", text))
+    limit = int(MAX_DURATION.total_seconds())
+    seconds = 0
+    for number, unit in re.findall(r"(\d+)([smhd])", text):
+        digits = number.lstrip("0") or "0"
+        # Past the limit either way; and int() refuses strings of over 4300 digits.
+        if len(digits) > len(str(limit)):
+            seconds = limit + 1
+            break
+        seconds += int(digits) * DURATION_UNITS[unit]
     if seconds <= 0:
         raise click.BadParameter("the duration must be longer than 0s.")
+    if seconds > limit:
+        shown = repr(value) if len(value) <= 40 else repr(value[:37] + "...")
+        raise click.BadParameter(
+            f"{shown} is longer than the longest switch, {MAX_DURATION.days}d (100 years: a "
+            "later expiry does not fit every database); leave --for out to switch off "
+            "until 'receivers on'."
+        )
     return timedelta(seconds=seconds)
 
 
@@ -117,8 +133,8 @@ def list_(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     metavar="DURATION",
     default=None,
     callback=_duration_option,
-    help="Switch back on by itself after this long: 90s, 30m, 2h, 1d, 1h30m. "
-    "Without it, the receiver stays off until 'receivers on'.",
+    help="Switch back on by itself after this long: 90s, 30m, 2h, 1d, 1h30m; at most "
+    f"{MAX_DURATION.days}d. Without it, the receiver stays off until 'receivers on'.",
 )
 def off(
     cmd: ClickCommand,
