@@ -66,22 +66,24 @@ def run_command(name: Any, *args: Any, **options: Any) -> tuple[str, str, int]:
 
 def child_environment() -> dict[str, str]:
     """What a child ``manage.py`` needs to use this run's test database and settings module."""
-    from django.conf import settings
-
+    # Not settings.SETTINGS_MODULE: under pytest-django's ``settings`` fixture it is None.
+    # pytest-django puts the module it was given (ini or --ds) in the environment.
     return {
         "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": settings.SETTINGS_MODULE,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "cliproject.settings"),
         "PYTHONUNBUFFERED": "1",
     }
 
 
 def unreachable_database_url() -> str:
-    """A DATABASE_URL of this run's backend that cannot be connected to."""
-    vendor = connections["default"].vendor
-    if vendor == "sqlite":
-        return "sqlite:////nonexistent-directory/db.sqlite3"
-    return {"postgresql": "postgres://nobody@127.0.0.1:1/none",
-            "mysql": "mysql://nobody@127.0.0.1:1/none"}[vendor]  # fmt: skip
+    """A DATABASE_URL whose server refuses connections: something a rerun can succeed at.
+
+    SQLite has no server, and a path it cannot open is a setting to fix (exit 78),
+    so SQLite runs use a refused PostgreSQL port (psycopg is a dev dependency).
+    """
+    if connections["default"].vendor == "mysql":
+        return "mysql://nobody@127.0.0.1:1/none"
+    return "postgres://nobody@127.0.0.1:1/none"
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from profiles.models import Profile
+from seeding.models import SeedRun
 from seeding.services import users_seed
 from tests.conftest import run_command
 
@@ -34,7 +35,14 @@ def test_purge_dry_run_and_json():
     seed(10, "bulk")
     out, _, code = run_command("purge_seeded", "--dry-run", "--format", "json")
     assert code == 0
-    assert json.loads(out) == {"dry_run": True, "runs": 1, "users": 10, "profiles": 0}
+    assert json.loads(out) == {
+        "dry_run": True,
+        "runs": 1,
+        "users": 10,
+        "profiles": 0,
+        "untracked_runs": 0,
+        "runs_in_progress": 0,
+    }
     assert User.objects.count() == 10
 
 
@@ -58,3 +66,24 @@ def test_purge_asks_type_yes(monkeypatch, answer, remaining, code):
     assert returncode == code
     assert "Type 'yes'" in prompts[0] and "10 seeded user(s)" in prompts[0]
     assert User.objects.count() == remaining
+
+
+@pytest.mark.django_db
+def test_purge_says_how_many_runs_it_left_alone():
+    SeedRun.objects.create(
+        number=9,
+        via="bulk",
+        seed=1,
+        requested=5,
+        created=5,
+        locales="en_US",
+        members_recorded=False,
+    )
+    seed(10, "bulk")
+    out, _, code = run_command("purge_seeded", no_input=True)
+    assert code == 0
+    lines = out.strip().splitlines()
+    assert lines[0] == "Deleted 10 seeded user(s) and 0 profile(s) from 1 seed run(s)."
+    assert len(lines) == 2 and "users of 1 seed run(s) alone" in lines[1]
+    out, _, _ = run_command("purge_seeded", "--dry-run", "--format", "json")
+    assert json.loads(out)["untracked_runs"] == 1

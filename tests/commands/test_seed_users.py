@@ -84,6 +84,8 @@ def test_verbosity_zero_is_silent_and_output_never_shows_personal_data(tmp_path)
         (["10", "--password-file", "/nonexistent/pw"], "--password-file"),
         (["10", "--via", "copy"], "--via"),
         (["10", "--password", "a", "--password-file", __file__], "not both"),
+        (["10", "--seed", str(2**63)], "--seed"),
+        (["10", "--field", "first_name"], "NAME=VALUE"),
     ],
 )
 def test_bad_usage_exits_2_and_writes_nothing(args, message):

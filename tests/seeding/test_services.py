@@ -175,7 +175,7 @@ def test_without_a_seed_nothing_is_resumed():
 
 
 def test_a_batch_larger_than_one_statement_allows_is_split_within_its_transaction():
-    from seeding import services
+    from seeding import inserts
 
-    result = seed(services._MYSQL_ROWS_PER_STATEMENT + 7, batch_size=10**6)
-    assert result.created == services._MYSQL_ROWS_PER_STATEMENT + 7
+    result = seed(inserts._MYSQL_ROWS_PER_STATEMENT + 7, batch_size=10**6)
+    assert result.created == inserts._MYSQL_ROWS_PER_STATEMENT + 7

@@ -22,10 +22,11 @@ def command(cmd: ClickCommand, *, no_input: bool, dry_run: bool, output_format: 
             database: str) -> None:  # fmt: skip
     """Delete every user created by seed_users, with their profiles.
 
-    Only users in a recorded seed run's namespace ("seed<run>-...") are
-    deleted; a user seed_users did not create is never touched. Asks
-    "Type 'yes'" first unless --no-input; without a terminal, --no-input is
-    required.
+    Only the users each seed run recorded as its own when it created them are
+    deleted; a user seed_users did not create is never touched, whatever its
+    name. Seed runs from before runs recorded their users, and runs still in
+    progress, are left alone. Asks "Type 'yes'" first unless --no-input;
+    without a terminal, --no-input is required.
     """
     database_ready(using=database)
     if not dry_run and not no_input:
@@ -50,12 +51,25 @@ def _report(cmd: ClickCommand, result: PurgeResult, *, output_format: str) -> No
         cmd.stdout.write(json.dumps({
             "dry_run": result.dry_run, "runs": result.runs,
             "users": result.users, "profiles": result.profiles,
+            "untracked_runs": result.untracked_runs, "runs_in_progress": result.runs_in_progress,
         }))  # fmt: skip
-    elif cmd.verbosity >= 1:
-        verb = "Would delete" if result.dry_run else "Deleted"
+        return
+    if cmd.verbosity < 1:
+        return
+    verb = "Would delete" if result.dry_run else "Deleted"
+    cmd.stdout.write(
+        f"{verb} {result.users} seeded user(s) and {result.profiles} profile(s) "
+        f"from {result.runs} seed run(s)."
+    )
+    if result.untracked_runs:
         cmd.stdout.write(
-            f"{verb} {result.users} seeded user(s) and {result.profiles} profile(s) "
-            f"from {result.runs} seed run(s)."
+            f"Left the users of {result.untracked_runs} seed run(s) alone: those runs predate "
+            "the record of which users a run created, and a name alone proves nothing."
+        )
+    if result.runs_in_progress:
+        cmd.stdout.write(
+            f"Left {result.runs_in_progress} seed run(s) alone that are still in progress; "
+            "run purge_seeded again when they have ended."
         )
 
 

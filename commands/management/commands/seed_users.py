@@ -16,12 +16,14 @@ from commands.dbready import database_ready
 from commands.interrupts import exit_code_for, stop_on_signals
 from commands.options import batch_size_option, format_option
 from commands.progress import progress
+from seeding.errors import SeedArgumentError, SeedSettingError
 from seeding.generator import DEFAULT_LOCALES, unknown_locales
 from seeding.services import SeedResult, users_seed
 from switches.muting import muted
 from switches.registry import ReceiverNameError, resolve_names
 
 EX_REFUSED = 77
+EX_CONFIG = 78
 
 
 def _check_locales(
@@ -33,6 +35,18 @@ def _check_locales(
             f"unknown Faker locale(s): {', '.join(unknown)}; e.g. en_US, de_DE, fr_FR, ja_JP."
         )
     return value or DEFAULT_LOCALES
+
+
+def _parse_fields(
+    ctx: click.Context, param: click.Parameter, value: tuple[str, ...]
+) -> dict[str, str]:
+    fields: dict[str, str] = {}
+    for item in value:
+        name, equals, given = item.partition("=")
+        if not equals or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE, e.g. --field tenant=acme.")
+        fields[name] = given
+    return fields
 
 
 @django_command(name="seed_users", database=True)
@@ -82,6 +96,15 @@ def _check_locales(
     help="Switch this receiver off for this run only, in this process (repeatable), e.g. "
     "--mute profiles.receivers.send_welcome_email. 'manage.py receivers list' names them.",
 )
+@click.option(
+    "--field",
+    "field_values",
+    multiple=True,
+    callback=_parse_fields,
+    metavar="NAME=VALUE",
+    help="A value for every user's field NAME (repeatable), for a user model field that "
+    "is required and has no default. Wins over the SEED_USERS_FIELD_VALUES setting.",
+)
 @click.option("--dry-run", is_flag=True, help="Generate and validate the users; write nothing.")
 @click.option(
     "--force", is_flag=True, help="Seed even though DEBUG is off (refused otherwise, exit 77)."
@@ -90,7 +113,8 @@ def _check_locales(
 def command(
     cmd: ClickCommand, *, count: int, via: str, batch_size: int, seed: int | None,
     locales: tuple[str, ...], password: str | None, password_file: Path | None,
-    mute: tuple[str, ...], dry_run: bool, force: bool, output_format: str, database: str,
+    mute: tuple[str, ...], field_values: dict[str, str], dry_run: bool, force: bool,
+    output_format: str, database: str,
 ) -> None:  # fmt: skip
     """Create COUNT fake users, to show which path fires post_save.
 
@@ -98,9 +122,11 @@ def command(
     each one a profile. Through the bulk insert no signal fires and the users
     are left without profiles; 'manage.py backfill_profiles' creates them.
 
-    Seeded users are named "seed<run>-<n>.<first>.<last>", have e-mails at
-    example.com/.org/.net, are never staff, and 'manage.py purge_seeded'
-    deletes them again.
+    Seeded users are named "seed<run>-<n>.<first>.<last>" (an address at
+    example.com/.org/.net where the username field is an e-mail field), are
+    never staff, and 'manage.py purge_seeded' deletes them again. A user model
+    field that is required and has no default needs --field NAME=VALUE or the
+    SEED_USERS_FIELD_VALUES setting.
     """
     try:
         receivers_to_mute = resolve_names(mute)
@@ -122,11 +148,17 @@ def command(
         stop_on_signals() as stop,
         muted(*receivers_to_mute) if receivers_to_mute else nullcontext(),
     ):
-        result = users_seed(
-            count=count, via=via, batch_size=batch_size,  # type: ignore[arg-type]
-            seed=seed, locales=locales, password=password, using=database,
-            dry_run=dry_run, on_batch=advance, stop_signal=lambda: stop.signum,
-        )  # fmt: skip
+        try:
+            result = users_seed(
+                count=count, via=via, batch_size=batch_size,  # type: ignore[arg-type]
+                seed=seed, locales=locales, password=password, using=database,
+                dry_run=dry_run, field_values=field_values, on_batch=advance,
+                stop_signal=lambda: stop.signum,
+            )  # fmt: skip
+        except SeedSettingError as exc:
+            raise CommandError(str(exc), returncode=EX_CONFIG) from exc
+        except SeedArgumentError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
     _report(cmd, result, output_format=output_format, database=database)
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
@@ -165,6 +197,7 @@ def _report(cmd: ClickCommand, result: SeedResult, *, output_format: str, databa
             "requested": result.requested,
             "created": result.created,
             "resumed_after": result.resumed_after,
+            "generated": result.generated,
             "profiles_created": result.profiles_created,
             "users_without_profile": result.users_without_profile,
             "seconds": round(result.seconds, 3),
@@ -176,9 +209,10 @@ def _report(cmd: ClickCommand, result: SeedResult, *, output_format: str, databa
     if cmd.verbosity < 1:
         return
     if result.dry_run:
+        of = f" of {result.requested}" if result.generated < result.requested else ""
         cmd.stdout.write(
-            f"Dry run: generated and validated {result.requested} user(s) (seed {result.seed}) "
-            f"in {result.seconds:.2f} s; nothing was written."
+            f"Dry run: generated and validated {result.generated}{of} user(s) "
+            f"(seed {result.seed}) in {result.seconds:.2f} s; nothing was written."
         )
         return
     how = "save()" if result.via == "save" else "bulk insert"

@@ -1,0 +1,155 @@
+"""One batch of seeded users: inserted, recorded as the run's, their new profiles counted.
+
+Each function runs inside the batch's transaction, so the users and their
+SeededUser rows commit or roll back together. ``--via save`` counts the
+batch's profiles before the commit: exactly the receivers' work, since no
+other transaction (a concurrent backfill) can see these users yet. ``--via
+bulk`` runs no receiver, so there is nothing to count.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from django.db import connections
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+from profiles.models import Profile
+from seeding.generator import FakeUser
+from seeding.models import SeededUser
+from seeding.userfields import BulkLayout, UserColumns, pg_copy_type
+
+if TYPE_CHECKING:
+    from seeding.userfields import AnyField
+
+# ~1 MB of user rows per statement; MariaDB's max_allowed_packet is 16 MB. Also
+# the longest IN list written, well inside every backend's parameter limit.
+_MYSQL_ROWS_PER_STATEMENT = 5000
+
+
+def save_batch(batch: Sequence[FakeUser], *, columns: UserColumns, run_pk: int, using: str) -> int:
+    """Each user through save(), so every receiver runs; the profiles they made, counted."""
+    users = [columns.new_user(user) for user in batch]
+    for user in users:
+        # force_insert: where the key is the username, an existing row fails the
+        # insert instead of being overwritten by save()'s UPDATE.
+        user.save(using=using, force_insert=True)
+    pks = [user.pk for user in users]
+    SeededUser.objects.using(using).bulk_create(
+        [SeededUser(user_id=pk, run_id=run_pk) for pk in pks]
+    )
+    connection = connections[using]
+    profiles = Profile.objects.using(using)
+    return sum(
+        profiles.filter(user_id__in=chunk).count() for chunk in _chunks(pks, connection, spare=0)
+    )
+
+
+def bulk_insert_batch(
+    batch: Sequence[FakeUser],
+    *,
+    columns: UserColumns,
+    layout: BulkLayout,
+    run_pk: int,
+    using: str,
+) -> int:
+    """The batch in one statement per backend's fastest path: no save(), no signal."""
+    connection = connections[using]
+    meta = columns.model._meta
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+    column_list = ", ".join(qn(cast(str, f.column)) for f in layout.fields)
+    rows = layout.rows(batch)
+    # wrap_database_errors: the raw COPY cursor's errors become Django's, like the rest.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
+        if connection.vendor == "postgresql":
+            # Binary COPY: no text parsing on either side, the fastest path psycopg has.
+            # The queued writer sends from a thread, so the server inserts while Python
+            # still encodes rows. Binary COPY casts nothing: each column's own type.
+            from psycopg.copy import QueuedLibpqWriter  # psycopg is the postgres extra
+
+            binary = f"COPY {table} ({column_list}) FROM STDIN (FORMAT BINARY)"
+            raw = cursor.cursor
+            with raw.copy(binary, writer=QueuedLibpqWriter(raw)) as copy:
+                copy.set_types([pg_copy_type(f, connection) for f in layout.fields])
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            placeholders = ", ".join(["%s"] * len(layout.fields))
+            sql = f"INSERT INTO {table} ({column_list}) VALUES ({placeholders})"
+            # MySQLdb sends one multi-row INSERT per call: keep each well under
+            # max_allowed_packet whatever --batch-size is (still one transaction).
+            step = _MYSQL_ROWS_PER_STATEMENT if connection.vendor == "mysql" else len(rows)
+            for start in range(0, len(rows), max(step, 1)):
+                cursor.executemany(sql, rows[start : start + step])
+        _record_by_username(cursor, batch, columns=columns, run_pk=run_pk, connection=connection)
+    # No receiver runs for a bulk insert, and no other transaction can see these
+    # users before the commit: none of them can have a profile to credit.
+    return 0
+
+
+def _record_by_username(
+    cursor: Any,
+    batch: Sequence[FakeUser],
+    *,
+    columns: UserColumns,
+    run_pk: int,
+    connection: BaseDatabaseWrapper,
+) -> None:
+    """Record the batch's users as the run's: no keys come back from a bulk insert.
+
+    Set-based, inside the database: the batch's exact usernames, each found
+    through the username field's unique index. On MariaDB/MySQL that index's
+    collation ignores case, so "Seed1-x" would match "seed1-x"; it still finds
+    exactly the rows just inserted, because the same unique index would have
+    rejected an insert whose username equalled an existing one's in that
+    collation.
+    """
+    qn = connection.ops.quote_name
+    meta = columns.model._meta
+    position = columns.generated[0][1]
+    names = [user[position] for user in batch]
+    users, username = qn(meta.db_table), qn(cast(str, columns.username.column))
+    pk = qn(cast(str, meta.pk.column))
+    into = (
+        f"INSERT INTO {qn(SeededUser._meta.db_table)} "
+        f"({qn(_column(SeededUser, 'user'))}, {qn(_column(SeededUser, 'run'))})"
+    )
+    if connection.vendor == "postgresql":
+        # One array parameter. The scalar subquery is one index probe per name:
+        # as a join, the planner would trade it for a scan of the growing table.
+        cursor.execute(
+            f"{into} SELECT (SELECT {pk} FROM {users} WHERE {username} = n.name), %s "
+            "FROM unnest(%s::text[]) AS n(name)",
+            [run_pk, names],
+        )
+    elif connection.vendor == "sqlite" and connection.features.supports_json_field:
+        # One JSON parameter: SQLite's limit on parameters never applies.
+        cursor.execute(
+            f"{into} SELECT {pk}, %s FROM {users} "
+            f"WHERE {username} IN (SELECT value FROM json_each(%s))",
+            [run_pk, json.dumps(names)],
+        )
+    else:
+        for chunk in _chunks(names, connection, spare=1):
+            placeholders = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"{into} SELECT {pk}, %s FROM {users} WHERE {username} IN ({placeholders})",
+                [run_pk, *chunk],
+            )
+
+
+def _column(model: Any, name: str) -> str:
+    return cast(str, cast("AnyField", model._meta.get_field(name)).column)
+
+
+def _chunks(
+    values: Sequence[Any], connection: BaseDatabaseWrapper, *, spare: int
+) -> Iterator[Sequence[Any]]:
+    """Slices small enough for the backend's parameter limit, ``spare`` parameters left over."""
+    limit = connection.features.max_query_params or _MYSQL_ROWS_PER_STATEMENT
+    step = min(limit, _MYSQL_ROWS_PER_STATEMENT) - spare
+    for start in range(0, len(values), step):
+        yield values[start : start + step]
