@@ -25,8 +25,12 @@ demo: $(VENV)/.installed
 	$(MANAGE) backfill_profiles --check
 	$(MANAGE) profiles_status
 
+# CI adds e.g. PYFLAGS="-X dev -W error::ResourceWarning" (.ci/run).
+PYFLAGS ?=
+PYTEST_ARGS ?=
+
 test: $(VENV)/.installed
-	$(PY) -m pytest
+	$(PY) $(PYFLAGS) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,7 @@
 
 import os
 import sys
+import traceback
 
 
 def main() -> None:
@@ -14,10 +15,12 @@ def main() -> None:
 
 
 def exit_on_bad_settings(argv: list[str]) -> None:
-    """One line naming the variable, exit 1, instead of a traceback from settings.py."""
+    """One line naming the variable, exit 78, instead of a traceback from settings.py."""
     import django
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management.base import CommandParser, handle_default_options
+
+    from commands.exitcodes import ExitCode
 
     parser = CommandParser(add_help=False, allow_abbrev=False)
     parser.add_argument("--settings")
@@ -29,9 +32,10 @@ def exit_on_bad_settings(argv: list[str]) -> None:
         django.setup()  # loads the settings and the database driver they name
     except ImproperlyConfigured as exc:
         if options.traceback:
-            raise
-        sys.stderr.write(f"Error: improperly configured: {exc}\n")
-        sys.exit(1)
+            traceback.print_exc()
+        else:
+            sys.stderr.write(f"Error: improperly configured: {exc}\n")
+        sys.exit(ExitCode.CONFIG)
 
 
 if __name__ == "__main__":

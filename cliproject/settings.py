@@ -28,14 +28,25 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no, on/off).")
 
 
-def env_int(name: str, default: int) -> int:
+def env_int(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
+    """An integer setting; outside ``minimum``..``maximum`` it stops start-up naming ``name``."""
     value = os.environ.get(name)
     if value is None or value == "":
         return default
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
     try:
-        return int(value)
+        number = int(value)
     except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer.") from None
+        number = None
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(f"{name} must be a whole number {bounds}.")
+    return number
+
+
+# PostgreSQL takes lock_timeout and statement_timeout in milliseconds up to 2^31 - 1,
+# and SQLite's busy timeout overflows beyond that into "never wait": the longest
+# timeout every backend holds (about 24 days).
+LONGEST_TIMEOUT_SECONDS = (2**31 - 1) // 1000
 
 
 DEBUG = env_bool("DEBUG", True)
@@ -76,20 +87,26 @@ SILENCED_SYSTEM_CHECKS = [
 
 # Receiver switches (docs/receivers.md): how stale a running process's view of
 # them may get, and receivers of other apps to make switchable by dotted name.
-RECEIVER_SWITCHES_REFRESH_SECONDS = env_int("RECEIVER_SWITCHES_REFRESH_SECONDS", 5)
+RECEIVER_SWITCHES_REFRESH_SECONDS = env_int("RECEIVER_SWITCHES_REFRESH_SECONDS", 5, minimum=0)
 RECEIVER_SWITCHES_EXTRA: list[str] = []
 
 # How long a connection attempt may take before a command gives up (exit 75).
-DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5)
+# At least 1: libpq and MySQL read 0 as "wait for ever".
+DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
 
 # A statement waits at most this long for a lock (row, table or, on SQLite, the
 # database) before it fails instead of queueing behind another transaction.
-DATABASE_LOCK_TIMEOUT_SECONDS = env_int("DATABASE_LOCK_TIMEOUT_SECONDS", 10)
+# At least 1: PostgreSQL reads 0 as "wait for ever", SQLite as "never wait".
+DATABASE_LOCK_TIMEOUT_SECONDS = env_int(
+    "DATABASE_LOCK_TIMEOUT_SECONDS", 10, minimum=1, maximum=LONGEST_TIMEOUT_SECONDS
+)
 # Each write batch (seed_users, backfill_profiles) may run at most this long; a
 # batch that times out rolls back whole and is retried with backoff
 # BATCH_RETRIES times, then the command exits 75.
-BATCH_STATEMENT_TIMEOUT_SECONDS = env_int("BATCH_STATEMENT_TIMEOUT_SECONDS", 300)
-BATCH_RETRIES = env_int("BATCH_RETRIES", 3)
+BATCH_STATEMENT_TIMEOUT_SECONDS = env_int(
+    "BATCH_STATEMENT_TIMEOUT_SECONDS", 300, minimum=1, maximum=LONGEST_TIMEOUT_SECONDS
+)
+BATCH_RETRIES = env_int("BATCH_RETRIES", 3, minimum=0)
 BATCH_RETRY_BACKOFF_SECONDS = 0.5
 
 
@@ -111,8 +128,11 @@ def database_from_url(url: str) -> dict[str, Any]:
     options: dict[str, Any] = config.setdefault("OPTIONS", {})
     lock_timeout = DATABASE_LOCK_TIMEOUT_SECONDS
     if engine.endswith("postgresql"):
+        # No startup parameter and no session SET: PgBouncer refuses the one
+        # ("unsupported startup parameter: options") and, in transaction mode,
+        # leaks the other to whichever client gets the server connection next.
+        # The timeouts are SET LOCAL in each batch's transaction (profiles.batches).
         options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
-        options.setdefault("options", f"-c lock_timeout={lock_timeout * 1000}")
     elif engine.endswith("mysql"):
         options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
         options.setdefault(
@@ -144,10 +164,11 @@ DATABASES = {
     ),
 }
 
-# backfill_profiles holds a session-level lock (a PostgreSQL advisory lock,
-# MySQL's GET_LOCK) for its whole run. Through a transaction-pooling proxy such
-# as PgBouncer the session changes under it and the lock means nothing, so
-# LOCK_DATABASE_URL can name a direct connection to the same database for it.
+# The run locks of backfill_profiles and seed_users (profiles.locks) are,
+# on PostgreSQL, transaction-scoped advisory locks held on a connection of their
+# own, which hold through a transaction pooler such as PgBouncer.
+# LOCK_DATABASE_URL gives backfill_profiles' lock a direct connection to the same
+# database where that cannot work (docs/operations.md, "The backfill's lock").
 BACKFILL_LOCK_DATABASE: str | None = None
 if os.environ.get("LOCK_DATABASE_URL"):
     DATABASES["locks"] = database_from_url(os.environ["LOCK_DATABASE_URL"])
@@ -170,11 +191,11 @@ FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 _smtp_host = os.environ.get("EMAIL_HOST", "" if DEBUG else "localhost")
 _smtp = {
     "host": _smtp_host,
-    "port": env_int("EMAIL_PORT", 25),
+    "port": env_int("EMAIL_PORT", 25, minimum=1, maximum=65535),
     "username": os.environ.get("EMAIL_HOST_USER", ""),
     "password": os.environ.get("EMAIL_HOST_PASSWORD", ""),
     "use_tls": env_bool("EMAIL_USE_TLS", False),
-    "timeout": env_int("EMAIL_TIMEOUT", 10),
+    "timeout": env_int("EMAIL_TIMEOUT", 10, minimum=1),
 }
 _mail_backend = (
     "django.core.mail.backends.smtp.EmailBackend"

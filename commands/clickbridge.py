@@ -36,6 +36,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from commands.dbready import command_error_for
+from commands.exitcodes import ExitCode, exit_codes_help
 from profiles.batches import first_line
 
 # Django's options common to every command: parsed by click for the command
@@ -50,14 +51,7 @@ DJANGO_OPTIONS = (
     "skip_checks",
 )
 
-EXIT_CODES_HELP = """\b
-Exit codes:
-  0        done, or nothing to do
-  1        failed (database error, unexpected error)
-  2        bad usage
-  75       try again later: lock held by another run, or database unreachable
-  77       refused (e.g. seeding with DEBUG off without --force)
-  130/143  interrupted by SIGINT/SIGTERM; committed batches stay"""
+EXIT_CODES_HELP = exit_codes_help()
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,13 +121,13 @@ class ClickCommand(BaseCommand):
     def run_from_argv(self, argv: list[str]) -> NoReturn:
         self._called_from_command_line = True
         prog_name = f"{os.path.basename(argv[0])} {argv[1]}"
-        code = 0
+        code: int = ExitCode.OK
         try:
             result = self.click_command.main(
                 args=argv[2:], prog_name=prog_name, standalone_mode=False, obj=self
             )
             # main() returns --help's exit code; leaves return None.
-            code = result if isinstance(result, int) else 0
+            code = result if isinstance(result, int) else ExitCode.OK
         except click.ClickException as exc:
             # A usage error names the (sub)command it belongs to, e.g. "manage.py receivers off".
             ctx = getattr(exc, "ctx", None)
@@ -149,7 +143,7 @@ class ClickCommand(BaseCommand):
                 self.stderr.write(f"{exc.__class__.__name__}: {exc}")
             code = exc.returncode
         except click.Abort:
-            code = 130
+            code = ExitCode.SIGINT
         except Exception as exc:  # a bug: still one line, unless --traceback asks for more
             if self._traceback:
                 raise
@@ -157,7 +151,7 @@ class ClickCommand(BaseCommand):
                 f"Error: unexpected {type(exc).__name__}: {first_line(exc)} "
                 "(run again with --traceback for details)"
             )
-            code = 1
+            code = ExitCode.FAILED
         finally:
             with contextlib.suppress(ImproperlyConfigured):
                 connections.close_all()
@@ -190,7 +184,7 @@ class ClickCommand(BaseCommand):
         except click.ClickException as exc:
             raise CommandError(exc.format_message(), returncode=exc.exit_code) from exc
         except click.Abort as exc:
-            raise CommandError("Aborted.", returncode=130) from exc
+            raise CommandError("Aborted.", returncode=ExitCode.SIGINT) from exc
 
     def print_help(self, prog_name: str, subcommand: str) -> None:
         ctx = click.Context(

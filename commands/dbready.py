@@ -1,4 +1,12 @@
-"""Fail early, with the next step in the message, when a database cannot be used."""
+"""Fail early, with the next step in the message, when a database cannot be used.
+
+Every database error a command meets ends here as one line and an exit code
+(:class:`commands.exitcodes.ExitCode`): 75 only for what a later run gets past
+unchanged (the lock is held, the server refused or did not answer, the
+connection was lost, a lock or statement timed out), 78 with the setting to fix
+for what needs a person (no such database or role, a wrong password, access
+denied, an unopenable SQLite path, a timeout the server refuses), 1 otherwise.
+"""
 
 from __future__ import annotations
 
@@ -7,53 +15,73 @@ from django.db import DatabaseError, InterfaceError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 
+from commands.exitcodes import ExitCode
 from profiles.batches import (
     BatchTimedOut,
+    TimeoutRejected,
     first_line,
+    is_connect_error,
     is_connect_failure,
     is_connection_lost,
     is_lock_timeout,
+    is_pooler_refusal,
+    needs_configuration,
 )
 
-EX_TEMPFAIL = 75
+# Kept for the commands that import it; ExitCode.TEMPFAIL is the one definition.
+EX_TEMPFAIL = ExitCode.TEMPFAIL
+
+# The environment variable each database alias comes from (cliproject/settings.py).
+_URL_SETTINGS = {"default": "DATABASE_URL", "locks": "LOCK_DATABASE_URL"}
 
 
 def database_ready(*, using: str) -> None:
-    """Raise CommandError (75 unreachable, 1 not migrated) unless ``using`` can be worked on."""
+    """Raise CommandError (75, 78 or 1: see :func:`connect_error`; 1 not migrated)
+    unless ``using`` can be worked on."""
     connection = connections[using]
     try:
         connection.ensure_connection()
     except DatabaseError as exc:
-        raise _cannot_connect(using, exc) from exc
+        raise connect_error(using, exc) from exc
     executor = MigrationExecutor(connection)
     plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
     if plan:
         raise CommandError(
             f"database {using!r} is not migrated ({len(plan)} migration(s) pending); "
             f"run 'manage.py migrate --database {using}' first.",
-            returncode=1,
+            returncode=ExitCode.FAILED,
         )
 
 
 def command_error_for(exc: DatabaseError) -> CommandError:
-    """A database error as one line: 75 when the connection was lost (run again), else 1."""
+    """A database error as one line, with the exit code that says what to do about it."""
     detail = first_line(exc)
-    unconnected = [
-        c
-        for c in connections.all(initialized_only=True)
-        if c.connection is None and is_connect_failure(c, exc)
-    ]
-    if unconnected:
-        return _cannot_connect(_failing_alias(unconnected), exc)
+    # Connecting failed: on an alias not connected yet, or on a connection of its
+    # own that a lock opened for an alias (profiles.locks).
+    failed = [c for c in connections.all(initialized_only=True) if is_connect_error(c, exc)]
+    unconnected = [c for c in failed if c.connection is None]
+    if failed:
+        return connect_error(_failing_alias(unconnected) if unconnected else failed[0].alias, exc)
+    if isinstance(exc, TimeoutRejected):
+        return CommandError(
+            f"{detail}; set {exc.setting} to a value the server accepts.",
+            returncode=ExitCode.CONFIG,
+        )
+    if any(is_pooler_refusal(c, exc) for c in connections.all(initialized_only=True)):
+        return CommandError(
+            f"the connection pooler refuses transactions ({detail}); point DATABASE_URL at a "
+            "pool in transaction or session mode (LOCK_DATABASE_URL, if set, too).",
+            returncode=ExitCode.CONFIG,
+        )
     if isinstance(exc, BatchTimedOut):
         return CommandError(
             f"{detail}; nothing of that batch was written; run the command again later.",
-            returncode=EX_TEMPFAIL,
+            returncode=ExitCode.TEMPFAIL,
         )
     if any(is_lock_timeout(c, exc) for c in connections.all(initialized_only=True)):
         return CommandError(
             f"timed out waiting for a database lock ({detail}); run the command again later.",
-            returncode=EX_TEMPFAIL,
+            returncode=ExitCode.TEMPFAIL,
         )
     lost = isinstance(exc, InterfaceError) or any(
         is_connection_lost(connection, exc) for connection in connections.all(initialized_only=True)
@@ -62,9 +90,25 @@ def command_error_for(exc: DatabaseError) -> CommandError:
         return CommandError(
             f"lost the connection to the database ({detail}); what was committed stays; "
             "run the command again.",
-            returncode=EX_TEMPFAIL,
+            returncode=ExitCode.TEMPFAIL,
         )
-    return CommandError(f"database error: {detail}", returncode=1)
+    return CommandError(f"database error: {detail}", returncode=ExitCode.FAILED)
+
+
+def connect_error(alias: str, exc: Exception) -> CommandError:
+    """Connecting to ``alias`` failed: 78 naming the setting, 75 if a rerun may get in, else 1."""
+    connection = connections[alias]
+    setting = _URL_SETTINGS.get(alias, f"DATABASES[{alias!r}]")
+    where = f"cannot connect to database {alias!r} ({first_line(exc)})"
+    if needs_configuration(connection, exc):
+        return CommandError(f"{where}; fix {setting}.", returncode=ExitCode.CONFIG)
+    if is_connect_failure(connection, exc):
+        return CommandError(
+            f"{where}; check that the server is running and {setting} points at it; "
+            "try again later.",
+            returncode=ExitCode.TEMPFAIL,
+        )
+    return CommandError(f"{where}; check {setting}.", returncode=ExitCode.FAILED)
 
 
 def _failing_alias(candidates: list[BaseDatabaseWrapper]) -> str:
@@ -75,11 +119,3 @@ def _failing_alias(candidates: list[BaseDatabaseWrapper]) -> str:
         except DatabaseError:
             return connection.alias
     return candidates[-1].alias
-
-
-def _cannot_connect(alias: str, exc: BaseException) -> CommandError:
-    return CommandError(
-        f"cannot connect to database {alias!r} ({first_line(exc)}); check DATABASE_URL "
-        "and that the server is running, then try again.",
-        returncode=EX_TEMPFAIL,
-    )

@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from commands.exitcodes import ExitCode
+
 
 def exit_code_for(signum: int) -> int:
-    """128 + the signal number, as shells report it: 130 for SIGINT, 143 for SIGTERM."""
-    return 128 + signum
+    """130 for SIGINT, 143 for SIGTERM: :meth:`ExitCode.for_signal`."""
+    return ExitCode.for_signal(signum)
 
 
 class StopRequest:

@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -26,7 +25,7 @@ from profiles.models import Profile
 from profiles.services import profiles_create_missing
 from seeding.generator import FakeUsers
 from seeding.services import users_seed
-from tests.conftest import PROJECT_DIR, database_url
+from tests.helpers.processes import spawned, wait_until
 
 User = get_user_model()
 
@@ -37,32 +36,22 @@ FAST_TIMEOUTS = {"DATABASE_LOCK_TIMEOUT_SECONDS": "1", "BATCH_RETRIES": "1"}
 SERVER_BACKEND = not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
 
-def popen(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    full_env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
-    full_env.pop("DJANGO_SETTINGS_MODULE", None)
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=full_env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-
-
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    proc = popen(*args, env=env)
-    out, err = proc.communicate(timeout=180)
+    with spawned(*args, env=env) as proc:
+        out, err = proc.communicate(timeout=180)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def bulk_users(count: int) -> None:
-    users_seed(count=count, via="bulk", batch_size=5000, seed=99, locales=["en_US"],
-               password=None, using="default")  # fmt: skip
-
-
-def wait_until(predicate, proc: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "timed out waiting for the process to make progress"
-        time.sleep(0.02)
+    users_seed(
+        count=count,
+        via="bulk",
+        batch_size=5000,
+        seed=99,
+        locales=["en_US"],
+        password=None,
+        using="default",
+    )
 
 
 def one_line(stderr: str) -> str:
@@ -90,7 +79,10 @@ def other_connection() -> Iterator[BaseDatabaseWrapper]:
 
 @contextmanager
 def table_locked(table: str) -> Iterator[None]:
-    """Another session holds a lock that conflicts with writing ``table``."""
+    """Another session holds a lock that conflicts with writing ``table``.
+
+    On PostgreSQL a SHARE lock: writes wait, reads go on. The lock timeout binds
+    the batches' writes there, not the reads around them (docs/operations.md)."""
     with other_connection() as other:
         raw = other.connection
         if other.vendor == "sqlite":
@@ -101,7 +93,7 @@ def table_locked(table: str) -> Iterator[None]:
                 raw.execute("ROLLBACK")
         elif other.vendor == "postgresql":
             raw.execute("BEGIN")
-            raw.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+            raw.execute(f'LOCK TABLE "{table}" IN SHARE MODE')
             try:
                 yield
             finally:
@@ -158,15 +150,21 @@ def test_backfill_batch_times_out_behind_a_table_lock_then_a_rerun_completes():
 
 def test_sigterm_while_a_batch_waits_to_be_retried_stops_at_once():
     bulk_users(300)
-    patient = {**FAST_TIMEOUTS, "BATCH_RETRIES": "5", "BATCH_RETRY_BACKOFF_SECONDS": "4"}
-    with table_locked(Profile._meta.db_table):
-        proc = popen("backfill_profiles", env=patient)  # retries alone would take > 2 min
-        time.sleep(3)  # past the first lock timeout, into the backoff
+    # Retries alone would take 1 s + 0.5 s + 1 s + ... + 8 s + 1 s: over 20 s.
+    patient = {**FAST_TIMEOUTS, "BATCH_RETRIES": "5", "LOG_LEVEL": "INFO"}
+    with table_locked(Profile._meta.db_table), spawned("backfill_profiles", env=patient) as proc:
+        logged = []
+        reader = threading.Thread(target=lambda: logged.extend(iter(proc.stderr.readline, "")))
+        reader.start()
+        # Past the first lock timeout, into the backoff: run_batch logs each retry.
+        wait_until(lambda: any("retry 1 of 5" in line for line in logged), proc)
         proc.send_signal(signal.SIGTERM)
         started = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-        assert proc.returncode == 143, err
+        proc.wait(timeout=60)
+        reader.join(timeout=10)
+        assert proc.returncode == 143, logged
         assert time.monotonic() - started < 5
+        assert not any("retry 2 of 5" in line for line in logged), logged
     assert Profile.objects.count() == 0  # the abandoned batch wrote nothing
     rerun = run("backfill_profiles", env=FAST_TIMEOUTS)
     assert rerun.returncode == 0, rerun.stderr
@@ -247,18 +245,20 @@ if SERVER_BACKEND:  # SQLite has no server to lose; its lock faults are tested a
         ("args", "progress"),
         [
             (["backfill_profiles", "--batch-size", "200"], lambda: Profile.objects.count() >= 400),
-            (["seed_users", "100000", "--seed", "11", "--batch-size", "500"],
-             lambda: User.objects.count() >= 1000),
+            (
+                ["seed_users", "100000", "--seed", "11", "--batch-size", "500"],
+                lambda: User.objects.count() >= 1000,
+            ),
         ],
         ids=["backfill_profiles", "seed_users"],
-    )  # fmt: skip
+    )
     def test_connection_killed_mid_run_exits_75_and_a_rerun_completes(args, progress):
         if args[0] == "backfill_profiles":
             bulk_users(60000)
-        proc = popen(*args)
-        wait_until(progress, proc)
-        assert terminate_other_sessions() >= 1
-        _, err = proc.communicate(timeout=60)
+        with spawned(*args) as proc:
+            wait_until(progress, proc)
+            assert terminate_other_sessions() >= 1
+            _, err = proc.communicate(timeout=60)
         assert proc.returncode == 75, err
         assert "lost the connection to the database" in one_line(err)
         rerun = run(*args)
@@ -280,10 +280,10 @@ RANDOM = random.Random(int(os.environ.get("FAULT_SEED", time.time_ns() % 10**6))
 def test_seed_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(attempt):
     # A random moment: once a random share of the work is committed.
     target = RANDOM.randrange(500, 120000)
-    proc = popen("seed_users", "200000", "--seed", "21", "--batch-size", "500")
-    wait_until(lambda: User.objects.count() >= target, proc)
-    proc.kill()
-    proc.wait(timeout=30)
+    with spawned("seed_users", "200000", "--seed", "21", "--batch-size", "500") as proc:
+        wait_until(lambda: User.objects.count() >= target, proc)
+        proc.kill()
+        proc.wait(timeout=30)
     committed = User.objects.count()
     assert committed % 500 == 0, f"half a batch after SIGKILL past {target} users"
     rerun = run("seed_users", "200000", "--seed", "21", "--batch-size", "500")
@@ -295,10 +295,10 @@ def test_seed_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(atte
 def test_backfill_killed_at_a_random_moment_leaves_no_lock_and_a_rerun_completes(attempt):
     bulk_users(60000)
     target = RANDOM.randrange(250, 40000)
-    proc = popen("backfill_profiles", "--batch-size", "250")
-    wait_until(lambda: Profile.objects.count() >= target, proc)
-    proc.kill()
-    proc.wait(timeout=30)
+    with spawned("backfill_profiles", "--batch-size", "250") as proc:
+        wait_until(lambda: Profile.objects.count() >= target, proc)
+        proc.kill()
+        proc.wait(timeout=30)
     assert Profile.objects.count() % 250 == 0, f"half a batch after SIGKILL past {target}"
     rerun = run("backfill_profiles", "--format", "json")  # takes the lock at once
     assert rerun.returncode == 0, rerun.stderr
@@ -312,19 +312,22 @@ def test_backfill_killed_at_a_random_moment_leaves_no_lock_and_a_rerun_completes
     ("args", "progress", "batch"),
     [
         (["backfill_profiles", "--batch-size", "250"], lambda: Profile.objects.count() >= 500, 250),
-        (["seed_users", "200000", "--seed", "31", "--batch-size", "500"],
-         lambda: User.objects.count() >= 1000, 500),
+        (
+            ["seed_users", "200000", "--seed", "31", "--batch-size", "500"],
+            lambda: User.objects.count() >= 1000,
+            500,
+        ),
     ],
     ids=["backfill_profiles", "seed_users"],
-)  # fmt: skip
+)
 def test_sigterm_stops_within_a_batch_and_a_rerun_resumes(args, progress, batch):
     if args[0] == "backfill_profiles":
         bulk_users(60000)
-    proc = popen(*args)
-    wait_until(progress, proc)
-    proc.send_signal(signal.SIGTERM)
-    sent = time.monotonic()
-    _, err = proc.communicate(timeout=60)
+    with spawned(*args) as proc:
+        wait_until(progress, proc)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        _, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert time.monotonic() - sent < 5
     assert "interrupted" in one_line(err)

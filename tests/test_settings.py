@@ -1,10 +1,13 @@
-"""Production settings: deploy checks pass, bad configuration is one line and exit 1."""
+"""Production settings: deploy checks pass, bad configuration is one line and exit 78."""
 
 from __future__ import annotations
 
 import secrets
 
 import pytest
+
+from commands.exitcodes import ExitCode
+from tests.helpers.users import users
 
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60)}
 
@@ -19,19 +22,24 @@ def test_deploy_checks_pass_with_production_environment(manage):
     ("env", "variable", "secret"),
     [
         ({"DEBUG": "0", "SECRET_KEY": ""}, "SECRET_KEY", None),
-        ({"DATABASE_URL": "mysql://app:Sup3rSecret@db.internal:x/app"}, "DATABASE_URL",
-         "Sup3rSecret"),
+        (
+            {"DATABASE_URL": "mysql://app:Sup3rSecret@db.internal:x/app"},
+            "DATABASE_URL",
+            "Sup3rSecret",
+        ),
         ({"DATABASE_URL": "redis://:Sup3rSecret@127.0.0.1/0"}, "DATABASE_URL", "Sup3rSecret"),
-        ({"DATABASE_URL": "postgres://app:Sup3rSecret@127.0.0.1:5432"}, "DATABASE_URL",
-         "Sup3rSecret"),
+        (
+            {"DATABASE_URL": "postgres://app:Sup3rSecret@127.0.0.1:5432"},
+            "DATABASE_URL",
+            "Sup3rSecret",
+        ),
         ({"DEBUG": "perhaps"}, "DEBUG", "perhaps"),
     ],
-)  # fmt: skip
-def test_bad_setting_is_one_line_naming_the_variable_not_its_value(manage, env, variable,
-                                                                   secret):  # fmt: skip
+)
+def test_bad_setting_is_one_line_naming_the_variable_not_its_value(manage, env, variable, secret):
     for command in (["check"], ["seed_users", "5"], ["backfill_profiles", "--check"]):
         result = manage(*command, env=env)
-        assert result.returncode == 1
+        assert result.returncode == ExitCode.CONFIG
         assert result.stdout == ""
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1, result.stderr
@@ -40,9 +48,50 @@ def test_bad_setting_is_one_line_naming_the_variable_not_its_value(manage, env, 
             assert secret not in result.stderr
 
 
+NUMERIC_SETTINGS = {
+    # name: values it refuses (beside "abc" and "-1")
+    "DATABASE_CONNECT_TIMEOUT": ["0"],
+    "DATABASE_LOCK_TIMEOUT_SECONDS": ["0", "2147484"],
+    "BATCH_STATEMENT_TIMEOUT_SECONDS": ["0", "2147484"],
+    "BATCH_RETRIES": ["1.5"],
+    "RECEIVER_SWITCHES_REFRESH_SECONDS": ["5s"],
+    "EMAIL_PORT": ["0", "65536"],
+    "EMAIL_TIMEOUT": ["0"],
+}
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("variable", NUMERIC_SETTINGS)
+def test_a_numeric_setting_out_of_range_stops_start_up_naming_it(manage, variable):
+    for value in ["abc", "-1", *NUMERIC_SETTINGS[variable]]:
+        result = manage("seed_users", "5", env={variable: value, "EMAIL_HOST": "localhost"})
+        assert result.returncode == ExitCode.CONFIG, (value, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith(f"Error: improperly configured: {variable} must be a whole ")
+        assert "Traceback" not in result.stderr
+    assert users().count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_numeric_settings_at_their_limits_are_accepted(manage):
+    limits = {
+        "DATABASE_LOCK_TIMEOUT_SECONDS": "2147483",
+        "BATCH_STATEMENT_TIMEOUT_SECONDS": "1",
+        "BATCH_RETRIES": "0",
+        "RECEIVER_SWITCHES_REFRESH_SECONDS": "0",
+        "DATABASE_CONNECT_TIMEOUT": "1",
+        "EMAIL_PORT": "65535",
+        "EMAIL_TIMEOUT": "1",
+    }
+    result = manage("seed_users", "5", env=limits)
+    assert result.returncode == 0, result.stderr
+    assert users().count() == 5
+
+
 def test_traceback_on_request(manage):
     result = manage("check", "--traceback", env={"DEBUG": "0", "SECRET_KEY": ""})
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.CONFIG
     assert "Traceback (most recent call last)" in result.stderr
 
 
@@ -51,6 +100,6 @@ def test_missing_database_driver_is_one_line(manage, tmp_path):
         (tmp_path / f"{module}.py").write_text("raise ImportError('not installed')\n")
     env = {"PYTHONPATH": str(tmp_path), "DATABASE_URL": "postgres://app@127.0.0.1:5432/app"}
     result = manage("profiles_status", env=env)
-    assert result.returncode == 1
+    assert result.returncode == ExitCode.CONFIG
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "psycopg" in result.stderr

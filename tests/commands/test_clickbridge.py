@@ -15,7 +15,7 @@ from django.core.management.base import CommandError, SystemCheckError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.management.commands import profiles_status
-from tests.conftest import run_command, unreachable_database_url
+from tests.conftest import run_command
 
 User = get_user_model()
 
@@ -194,7 +194,8 @@ def test_unmigrated_database_is_one_line_then_traceback_on_request(manage, tmp_p
 
 
 def test_unreachable_database_exits_75(manage):
-    result = manage("profiles_status", env={"DATABASE_URL": unreachable_database_url()})
+    # Refused: worth trying again later (a database that needs fixing: test_dbready.py).
+    result = manage("profiles_status", env={"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
     assert result.returncode == 75, result.stderr
     assert "cannot connect to database 'default'" in result.stderr
     assert "Traceback" not in result.stderr
