@@ -20,9 +20,9 @@ from django.db import DatabaseError, connections
 from django.test.utils import override_settings
 
 from bench.registry import Case
+from commands.exitcodes import ExitCode
 from profiles.models import Profile
-
-EX_TEMPFAIL = 75
+from seeding.models import SeededUser, SeedRun
 
 
 class BenchError(Exception):
@@ -81,7 +81,7 @@ def throwaway_database(*, using: str) -> Iterator[str]:
                 f"cannot create the throwaway database {name!r} ({first_line}); check "
                 "DATABASE_URL, that the server is running and that its user may create "
                 "databases, then try again.",
-                returncode=EX_TEMPFAIL,
+                returncode=ExitCode.TEMPFAIL,
             ) from exc
         finally:
             # Set again even if migrate failed, so the database is still dropped.
@@ -180,11 +180,17 @@ def _repetition(case: Case, *, size: int, using: str, trace: bool) -> tuple[int,
 
 
 def tables_clear(*, using: str) -> None:
-    """Empty the user and profile tables and reset their sequences, as ``flush`` does."""
+    """Empty the user, profile and seeding tables and reset their sequences, as ``flush`` does.
+
+    The seeding tables too: MySQL truncates with foreign-key checks off, so a
+    SeededUser row left behind would name a reused user id.
+    """
     connection = connections[using]
     user_model = get_user_model()
     tables = [
         Profile._meta.db_table,
+        SeededUser._meta.db_table,
+        SeedRun._meta.db_table,
         user_model._meta.db_table,
         *(f.m2m_db_table() for f in user_model._meta.many_to_many),
     ]

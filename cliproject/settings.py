@@ -90,6 +90,11 @@ SILENCED_SYSTEM_CHECKS = [
 RECEIVER_SWITCHES_REFRESH_SECONDS = env_int("RECEIVER_SWITCHES_REFRESH_SECONDS", 5, minimum=0)
 RECEIVER_SWITCHES_EXTRA: list[str] = []
 
+# seed_users: values for user model fields that are required and have no
+# default, e.g. {"tenant": "acme"}; `seed_users --field NAME=VALUE` wins. Each
+# value is validated by its field before anything is written.
+SEED_USERS_FIELD_VALUES: dict[str, Any] = {}
+
 # How long a connection attempt may take before a command gives up (exit 75).
 # At least 1: libpq and MySQL read 0 as "wait for ever".
 DATABASE_CONNECT_TIMEOUT = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)

@@ -10,6 +10,7 @@ from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.dbready import database_ready
+from commands.exitcodes import ExitCode
 from commands.options import format_option
 from seeding.services import PurgeResult, seeded_users_purge
 
@@ -33,7 +34,7 @@ def command(cmd: ClickCommand, *, no_input: bool, dry_run: bool, output_format: 
         if not sys.stdin.isatty():
             raise CommandError(
                 "stdin is not a terminal; pass --no-input to delete the seeded users.",
-                returncode=2,
+                returncode=ExitCode.USAGE,
             )
         preview = seeded_users_purge(using=database, dry_run=True)
         answer = input(
@@ -41,7 +42,7 @@ def command(cmd: ClickCommand, *, no_input: bool, dry_run: bool, output_format: 
             f"from database {database!r}.\nType 'yes' to continue, or 'no' to cancel: "
         )
         if answer != "yes":
-            raise CommandError("Purge cancelled.", returncode=1)
+            raise CommandError("Purge cancelled.", returncode=ExitCode.FAILED)
     result = seeded_users_purge(using=database, dry_run=dry_run)
     _report(cmd, result, output_format=output_format)
 

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from commands.clickbridge import ClickCommand, django_group, subcommand
 from commands.dbready import database_ready
+from commands.exitcodes import ExitCode
 from commands.options import format_option
 from switches.registry import ReceiverNameError
 from switches.selectors import ReceiverState, receivers_list
@@ -26,8 +27,6 @@ from switches.services import (
     receiver_switches_on,
 )
 from switches.state import refresh_seconds
-
-EX_USAGE = 2
 
 group = django_group(
     "receivers",
@@ -158,7 +157,7 @@ def off(
             names=names, reason=reason, by=by, until=until, using=database
         )
     except (ReceiverNameError, ValueError) as exc:
-        raise CommandError(str(exc), returncode=EX_USAGE) from exc
+        raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
     _report(cmd, changes)
 
 
@@ -175,7 +174,7 @@ def on(cmd: ClickCommand, *, database: str, names: tuple[str, ...], all_: bool) 
         raise CommandError(
             "give receiver names or --all, not both and not neither; "
             "'manage.py receivers list' shows the names.",
-            returncode=EX_USAGE,
+            returncode=ExitCode.USAGE,
         )
     database_ready(using=database)
     try:
@@ -184,7 +183,7 @@ def on(cmd: ClickCommand, *, database: str, names: tuple[str, ...], all_: bool) 
         else:
             changes = receiver_switches_on(names=names, using=database)
     except ReceiverNameError as exc:
-        raise CommandError(str(exc), returncode=EX_USAGE) from exc
+        raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
     if all_ and not changes and cmd.verbosity >= 1:
         cmd.stdout.write("No receiver was switched off.")
     _report(cmd, changes)

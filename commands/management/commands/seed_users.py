@@ -13,6 +13,7 @@ from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.dbready import database_ready
+from commands.exitcodes import ExitCode
 from commands.interrupts import exit_code_for, stop_on_signals
 from commands.options import batch_size_option, format_option
 from commands.progress import progress
@@ -21,9 +22,6 @@ from seeding.generator import DEFAULT_LOCALES, unknown_locales
 from seeding.services import SeedResult, users_seed
 from switches.muting import muted
 from switches.registry import ReceiverNameError, resolve_names
-
-EX_REFUSED = 77
-EX_CONFIG = 78
 
 
 def _check_locales(
@@ -111,11 +109,22 @@ def _parse_fields(
 )
 @format_option(help="json: one object with the summary's figures.")
 def command(
-    cmd: ClickCommand, *, count: int, via: str, batch_size: int, seed: int | None,
-    locales: tuple[str, ...], password: str | None, password_file: Path | None,
-    mute: tuple[str, ...], field_values: dict[str, str], dry_run: bool, force: bool,
-    output_format: str, database: str,
-) -> None:  # fmt: skip
+    cmd: ClickCommand,
+    *,
+    count: int,
+    via: str,
+    batch_size: int,
+    seed: int | None,
+    locales: tuple[str, ...],
+    password: str | None,
+    password_file: Path | None,
+    mute: tuple[str, ...],
+    field_values: dict[str, str],
+    dry_run: bool,
+    force: bool,
+    output_format: str,
+    database: str,
+) -> None:
     """Create COUNT fake users, to show which path fires post_save.
 
     Through save() every user fires post_save, so the profile receiver gives
@@ -131,16 +140,18 @@ def command(
     try:
         receivers_to_mute = resolve_names(mute)
     except ReceiverNameError as exc:
-        raise CommandError(str(exc), returncode=2) from exc
+        raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
     if password is not None and password_file is not None:
-        raise CommandError("give --password or --password-file, not both.", returncode=2)
+        raise CommandError(
+            "give --password or --password-file, not both.", returncode=ExitCode.USAGE
+        )
     if password_file is not None:
         password = _read_password(password_file)
     if not settings.DEBUG and not force and not dry_run:
         raise CommandError(
             "refusing to seed fake users with DEBUG off; pass --force if this database "
             "really is for testing.",
-            returncode=EX_REFUSED,
+            returncode=ExitCode.REFUSED,
         )
     database_ready(using=database)
     with (
@@ -150,21 +161,30 @@ def command(
     ):
         try:
             result = users_seed(
-                count=count, via=via, batch_size=batch_size,  # type: ignore[arg-type]
-                seed=seed, locales=locales, password=password, using=database,
-                dry_run=dry_run, field_values=field_values, on_batch=advance,
+                count=count,
+                via=via,
+                batch_size=batch_size,  # type: ignore[arg-type]
+                seed=seed,
+                locales=locales,
+                password=password,
+                using=database,
+                dry_run=dry_run,
+                field_values=field_values,
+                on_batch=advance,
                 stop_signal=lambda: stop.signum,
-            )  # fmt: skip
+            )
         except SeedSettingError as exc:
-            raise CommandError(str(exc), returncode=EX_CONFIG) from exc
+            raise CommandError(str(exc), returncode=ExitCode.CONFIG) from exc
         except SeedArgumentError as exc:
-            raise CommandError(str(exc), returncode=2) from exc
+            raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
     _report(cmd, result, output_format=output_format, database=database)
     if result.interrupted_by is not None:
         name = signal.Signals(result.interrupted_by).name
         if result.dry_run:
-            raise CommandError(f"interrupted by {name}; dry run, nothing was written.",
-                               returncode=exit_code_for(result.interrupted_by))  # fmt: skip
+            raise CommandError(
+                f"interrupted by {name}; dry run, nothing was written.",
+                returncode=exit_code_for(result.interrupted_by),
+            )
         raise CommandError(
             f"interrupted by {name} with {result.resumed_after + result.created} of "
             f"{result.requested} user(s) committed; they stay, and the same command with "
@@ -177,34 +197,44 @@ def _read_password(path: Path) -> str:
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise CommandError(f"cannot read --password-file {path}: {exc.strerror}.",
-                           returncode=2) from exc  # fmt: skip
+        raise CommandError(
+            f"cannot read --password-file {path}: {exc.strerror}.", returncode=ExitCode.USAGE
+        ) from exc
     except UnicodeDecodeError as exc:
-        raise CommandError(f"--password-file {path} is not UTF-8 text.", returncode=2) from exc
+        raise CommandError(
+            f"--password-file {path} is not UTF-8 text.", returncode=ExitCode.USAGE
+        ) from exc
     if not lines or not lines[0]:
-        raise CommandError(f"--password-file {path} is empty.", returncode=2)
+        raise CommandError(f"--password-file {path} is empty.", returncode=ExitCode.USAGE)
     return lines[0]
 
 
 def _report(cmd: ClickCommand, result: SeedResult, *, output_format: str, database: str) -> None:
     if output_format == "json":
-        cmd.stdout.write(json.dumps({
-            "database": database,
-            "dry_run": result.dry_run,
-            "via": result.via,
-            "seed": result.seed,
-            "run": result.run_number,
-            "requested": result.requested,
-            "created": result.created,
-            "resumed_after": result.resumed_after,
-            "generated": result.generated,
-            "profiles_created": result.profiles_created,
-            "users_without_profile": result.users_without_profile,
-            "seconds": round(result.seconds, 3),
-            "users_per_second": round(result.users_per_second, 1),
-            "interrupted_by": (signal.Signals(result.interrupted_by).name
-                               if result.interrupted_by is not None else None),
-        }))  # fmt: skip
+        cmd.stdout.write(
+            json.dumps(
+                {
+                    "database": database,
+                    "dry_run": result.dry_run,
+                    "via": result.via,
+                    "seed": result.seed,
+                    "run": result.run_number,
+                    "requested": result.requested,
+                    "created": result.created,
+                    "resumed_after": result.resumed_after,
+                    "generated": result.generated,
+                    "profiles_created": result.profiles_created,
+                    "users_without_profile": result.users_without_profile,
+                    "seconds": round(result.seconds, 3),
+                    "users_per_second": round(result.users_per_second, 1),
+                    "interrupted_by": (
+                        signal.Signals(result.interrupted_by).name
+                        if result.interrupted_by is not None
+                        else None
+                    ),
+                }
+            )
+        )
         return
     if cmd.verbosity < 1:
         return
@@ -229,10 +259,12 @@ def _report(cmd: ClickCommand, result: SeedResult, *, output_format: str, databa
         f"{result.users_without_profile} user(s) in the database without a profile."
     )
     if result.via == "bulk" and result.created:
-        cmd.stdout.write(cmd.style.WARNING(
-            "post_save did not fire for these users, so they have no profile: "
-            "run 'manage.py backfill_profiles' to create them."
-        ))  # fmt: skip
+        cmd.stdout.write(
+            cmd.style.WARNING(
+                "post_save did not fire for these users, so they have no profile: "
+                "run 'manage.py backfill_profiles' to create them."
+            )
+        )
 
 
 Command = command.django_command_class

@@ -6,6 +6,7 @@ from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.dbready import database_ready
+from commands.exitcodes import ExitCode
 from commands.options import format_option
 from signalmatrix.render import render_json, render_markdown, render_text
 from signalmatrix.services import signal_matrix_run
@@ -44,7 +45,7 @@ def command(cmd: ClickCommand, *, database: str, output_format: str) -> None:
         raise CommandError(
             f"{len(result.failed)} operation(s) failed on database {database!r} ({names}); "
             "the table shows the errors; run with -v 2 for every signal recorded.",
-            returncode=1,
+            returncode=ExitCode.FAILED,
         )
 
 
