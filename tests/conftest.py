@@ -25,6 +25,30 @@ def fresh_switch_cache() -> None:
     state.forget()
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "applies_if(condition, reason): collect the test only where it can mean something "
+        "(a backend, a kind of user model); elsewhere it is deselected, never skipped",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect tests that do not apply to this backend or user model.
+
+    A skip must keep meaning "something that should have run did not"; a test
+    of PostgreSQL's COPY under SQLite, or of a required field under a user model
+    that has none, is not such a test: CI runs it where it applies.
+    """
+    kept, dropped = [], []
+    for item in items:
+        marks = list(item.iter_markers("applies_if"))
+        (kept if all(mark.args[0] for mark in marks) else dropped).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
+
+
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """Say which backend this run really uses, so CI output shows it."""
     import django

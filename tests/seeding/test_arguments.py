@@ -20,8 +20,8 @@ from tests.helpers.users import create_user, user_model, users
 pytestmark = [pytest.mark.any_user_model, pytest.mark.django_db]
 
 PK = user_model()._meta.pk
-integer_keys = pytest.mark.skipif(
-    PK.get_internal_type() not in ("AutoField", "BigAutoField", "SmallAutoField"),
+integer_keys = pytest.mark.applies_if(
+    PK.get_internal_type() in ("AutoField", "BigAutoField", "SmallAutoField"),
     reason="the user model's keys are not numbered by the database",
 )
 

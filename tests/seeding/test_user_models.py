@@ -18,8 +18,8 @@ from tests.helpers.users import create_user, user_model, users
 
 pytestmark = [pytest.mark.any_user_model, pytest.mark.django_db]
 
-needs_required_field = pytest.mark.skipif(
-    not required_field_values(), reason="this user model has no required field without a default"
+needs_required_field = pytest.mark.applies_if(
+    bool(required_field_values()), reason="this user model has no required field without a default"
 )
 
 
@@ -155,7 +155,7 @@ def test_field_option_must_be_name_equals_value():
     assert nothing_written()
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="binary COPY is PostgreSQL's")
+@pytest.mark.applies_if(connection.vendor == "postgresql", reason="binary COPY is PostgreSQL's")
 def test_binary_copy_types_come_from_the_fields():
     fields = {
         "v": models.CharField(max_length=10),
