@@ -1,14 +1,21 @@
-"""Reads about profiles, shared by commands and checks."""
+"""Reads about profiles, shared by commands and checks.
+
+Users are counted through the user model's base manager: the rows of the user
+table, the same rows the backfill's statements see, whatever a custom default
+manager filters out.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.db.models import Count, Q
 from django.db.models.functions import Mod
 
 from profiles.models import Profile
-from profiles.services import WHOLE_TABLE, Shard
+from profiles.shards import WHOLE_TABLE, Shard
 
 
 @dataclass(frozen=True)
@@ -22,13 +29,38 @@ class ProfileCoverage:
 
 
 def profile_coverage(*, using: str) -> ProfileCoverage:
-    users = get_user_model()._default_manager.db_manager(using).count()
+    users = _users(using).count()
     with_profile = Profile.objects.using(using).count()
     return ProfileCoverage(users=users, with_profile=with_profile)
 
 
+@dataclass(frozen=True)
+class MissingProfiles:
+    """Users without a profile, in one shard and in the whole table (one read of both)."""
+
+    shard: Shard
+    in_shard: int
+    in_table: int
+
+    @property
+    def in_other_shards(self) -> int:
+        return self.in_table - self.in_shard
+
+
+def users_without_profile(*, using: str, shard: Shard = WHOLE_TABLE) -> MissingProfiles:
+    missing = _users(using).filter(profile__isnull=True)
+    if shard.count == 1:
+        count = missing.count()
+        return MissingProfiles(shard=shard, in_shard=count, in_table=count)
+    counts = missing.alias(residue=Mod("pk", shard.count)).aggregate(
+        in_table=Count("pk"), in_shard=Count("pk", filter=Q(residue=shard.number - 1))
+    )
+    return MissingProfiles(shard=shard, in_shard=counts["in_shard"], in_table=counts["in_table"])
+
+
 def users_without_profile_count(*, using: str, shard: Shard = WHOLE_TABLE) -> int:
-    users = get_user_model()._default_manager.db_manager(using).filter(profile__isnull=True)
-    if shard.count > 1:
-        users = users.alias(residue=Mod("pk", shard.count)).filter(residue=shard.number - 1)
-    return users.count()
+    return users_without_profile(using=using, shard=shard).in_shard
+
+
+def _users(using: str) -> Any:
+    return get_user_model()._base_manager.db_manager(using)

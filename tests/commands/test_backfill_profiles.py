@@ -14,7 +14,7 @@ from django.db import connection
 from profiles.locks import database_lock
 from profiles.models import Profile
 from seeding.services import users_seed
-from tests.conftest import PROJECT_DIR, database_url, run_command
+from tests.conftest import PROJECT_DIR, child_environment, run_command
 
 User = get_user_model()
 
@@ -31,12 +31,17 @@ def assert_every_user_has_exactly_one_profile() -> None:
 
 
 def popen(*args: str) -> subprocess.Popen[str]:
-    env = {**os.environ, "DATABASE_URL": database_url()}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
+    """A backfill in a process of its own; finish it with ``communicate()``, which
+    closes its pipes (``wait()`` would leave them to the garbage collector)."""
     return subprocess.Popen(
-        [sys.executable, "manage.py", "backfill_profiles", *args], cwd=PROJECT_DIR, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "manage.py", "backfill_profiles", *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **child_environment()},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 # -- in process, through call_command --
@@ -111,14 +116,98 @@ def test_jobs_run_batches_on_several_connections():
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     "args",
-    [["--batch-size", "0"], ["--shard", "3/2"], ["--shard", "x"], ["--shard", "0/2"],
-     ["--limit", "-1"], ["--max-seconds", "0"], ["--wait", "-1"], ["--jobs", "0"]],
-)  # fmt: skip
+    [
+        ["--batch-size", "0"],
+        ["--shard", "3/2"],
+        ["--shard", "x"],
+        ["--shard", "0/2"],
+        ["--limit", "-1"],
+        ["--max-seconds", "0"],
+        ["--wait", "-1"],
+        ["--jobs", "0"],
+        # Beyond what the database can bind or hold:
+        ["--limit", str(2**63)],
+        ["--shard", f"1/{2**63}"],
+        ["--shard", f"1/{2**31}"],
+        ["--max-seconds", "nan"],
+        ["--max-seconds", "inf"],
+        ["--wait", "nan"],
+        ["--wait", "inf"],
+        ["--check", "--shard", f"1/{2**63}"],
+    ],
+)
 def test_bad_options_exit_2_and_write_nothing(args):
     bulk_users(5)
     _, err, code = run_command("backfill_profiles", *args)
     assert code == 2, err
+    assert err.strip().count("\n") == 0, err
     assert Profile.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_the_largest_limit_shard_count_and_batch_size_every_backend_binds():
+    bulk_users(5)
+    _, err, code = run_command("backfill_profiles", "--limit", str(2**63 - 1), "--dry-run")
+    assert code == 0, err
+    shard = f"1/{2**31 - 1}"  # users with pk % N == 0: none
+    out, err, code = run_command("backfill_profiles", "--shard", shard, "--check")
+    assert (code, out.strip()) == (
+        0,
+        f"Every user of shard {shard} has a profile; 5 user(s) of other shards lack one.",
+    ), err
+    out, err, code = run_command("backfill_profiles", "--shard", shard, "--no-lock")
+    assert code == 0 and out.startswith("Nothing to do: every user of shard"), err
+    _, err, code = run_command(
+        "backfill_profiles", "--limit", str(2**63 - 1), "--batch-size", str(2**64), "--no-lock"
+    )
+    assert (code, Profile.objects.count()) == (0, 5), err
+
+
+@pytest.mark.django_db
+def test_a_shard_says_what_is_true_of_the_shard_and_of_the_table():
+    """Regression: a finished shard said "every user has a profile" while the
+    other shard's users had none."""
+    bulk_users(80)
+    lacking = sum(pk % 2 for pk in User.objects.values_list("pk", flat=True))  # shard 2/2
+    out, _, code = run_command("backfill_profiles", "--shard", "1/2")
+    assert code == 0 and out.startswith(f"Created {80 - lacking} profile(s)")
+    assert f"{lacking} user(s) of other shards lack a profile." in out
+    out, _, code = run_command("backfill_profiles", "--shard", "1/2")
+    assert (code, out.strip()) == (
+        0,
+        f"Nothing to do: every user of shard 1/2 has a profile; {lacking} user(s) of other "
+        "shards lack one.",
+    )
+    out, _, code = run_command("backfill_profiles", "--shard", "1/2", "--check")
+    assert (code, out.strip()) == (
+        0,
+        f"Every user of shard 1/2 has a profile; {lacking} user(s) of other shards lack one.",
+    )
+    out, _, code = run_command("backfill_profiles", "--shard", "1/2", "--dry-run")
+    assert out.strip() == (
+        "Dry run: would create 0 profile(s) for shard 1/2; nothing was written. "
+        f"{lacking} user(s) of other shards lack one."
+    )
+    out, _, code = run_command("backfill_profiles", "--shard", "1/2", "--check", format="json")
+    assert json.loads(out) == {
+        "mode": "check",
+        "shard": "1/2",
+        "users_without_profile": 0,
+        "would_create": 0,
+        "users_without_profile_in_shard": 0,
+        "users_without_profile_in_table": lacking,
+    }
+    _, err, code = run_command("backfill_profiles", "--shard", "2/2", "--check")
+    assert code == 1
+    assert f"{lacking} user(s) of shard 2/2 lack a profile ({lacking} in the whole table)" in err
+    data = json.loads(run_command("backfill_profiles", "--shard", "2/2", format="json")[0])
+    assert data["created"] == lacking
+    assert (data["users_without_profile_in_shard"], data["users_without_profile_in_table"]) == (
+        0,
+        0,
+    )
+    out, _, _ = run_command("backfill_profiles", "--shard", "2/2")
+    assert out.strip() == "Nothing to do: every user has a profile."
 
 
 # -- real processes --
@@ -138,10 +227,12 @@ def test_a_held_lock_makes_another_run_exit_75_then_wait_succeeds():
         _, err = waited.communicate(timeout=60)
         assert waited.returncode == 75 and time.monotonic() - started >= 1
         other_shard = popen("--shard", "1/2")  # each shard has its own lock
-        assert other_shard.wait(timeout=60) == 0
+        other_shard.communicate(timeout=60)
+        assert other_shard.returncode == 0
     assert Profile.objects.count() == 25
     proc = popen()
-    assert proc.wait(timeout=60) == 0
+    proc.communicate(timeout=60)
+    assert proc.returncode == 0
     assert_every_user_has_exactly_one_profile()
 
 
@@ -225,7 +316,7 @@ def test_sigkill_leaves_no_stale_lock():
     proc = popen("--batch-size", "100")
     wait_for_profiles(300, proc)
     proc.kill()
-    proc.wait(timeout=30)
+    proc.communicate(timeout=30)
     if connection.vendor == "postgresql":
         time.sleep(0.5)  # the server notices the closed socket
     rerun = popen()

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
-import time
+import queue
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management.color import no_style
 from django.db import OperationalError, connection, connections
 
 from profiles import services
 from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
-from profiles.services import Shard, profiles_backfill, profiles_create_missing_sql
+from profiles.services import profiles_backfill, profiles_create_missing_sql
+from profiles.shards import Shard
+from tests.profiles.locking import session_id, wait_until_waiting
 
 User = get_user_model()
 
@@ -24,10 +27,17 @@ def bulk_users(count: int, start_pk: int | None = None) -> None:
         User.objects.bulk_create(
             [User(pk=start_pk + i, username=f"pk{start_pk + i}") for i in range(count)]
         )
+        # As loaddata does: PostgreSQL's sequence would hand out these pks again.
+        with connection.cursor() as cursor:
+            for sql in connection.ops.sequence_reset_sql(no_style(), [User]):
+                cursor.execute(sql)
 
 
-def backfill_in_own_connection(**kwargs):
+def backfill_in_own_connection(sessions: queue.Queue[int | None] | None = None, **kwargs):
+    """A backfill in this thread's own connection; its session id first goes to ``sessions``."""
     try:
+        if sessions is not None:
+            sessions.put(session_id(connections["default"]))
         return backfill(**kwargs)
     finally:
         connections.close_all()  # this thread's
@@ -152,7 +162,7 @@ def test_an_error_in_one_job_stops_the_others_and_is_raised(monkeypatch):
     calls = []
 
     def failing_batch(**kwargs):
-        calls.append(kwargs["first_pk"])
+        calls.append(kwargs["last_pk"])
         if len(calls) == 3:
             raise OperationalError("server closed the connection unexpectedly")
         return real_batch(**kwargs)
@@ -190,8 +200,10 @@ def test_a_profile_committed_while_a_batch_waits_for_it_is_neither_duplicated_no
                 other, first_pk=contested.pk, last_pk=contested.pk))  # fmt: skip
         with ThreadPoolExecutor(1) as pool, pytest.MonkeyPatch.context() as patch:
             patch.setattr(services, "profiles_create_missing", create_missing)
-            running = pool.submit(backfill_in_own_connection, batch_size=100)
-            time.sleep(0.5)  # the batch now waits on the other writer's row
+            sessions: queue.Queue = queue.Queue()
+            running = pool.submit(backfill_in_own_connection, sessions, batch_size=100)
+            # The batch waits on the other writer's row.
+            wait_until_waiting(connection, sessions.get(timeout=30), running)
             other.commit()
             result = running.result(timeout=30)
     finally:
@@ -222,8 +234,10 @@ def test_a_user_deleted_while_its_batch_runs_leaves_no_orphan_profile():
         with other.cursor() as cursor:
             cursor.execute(f"DELETE FROM {User._meta.db_table} WHERE id = %s", [doomed])
         with ThreadPoolExecutor(1) as pool:
-            running = pool.submit(backfill_in_own_connection, batch_size=100)
-            time.sleep(0.5)  # the batch has read the users and now waits on the deleter
+            sessions: queue.Queue = queue.Queue()
+            running = pool.submit(backfill_in_own_connection, sessions, batch_size=100)
+            # The batch has read the users and now waits on the deleter.
+            wait_until_waiting(connection, sessions.get(timeout=30), running)
             other.commit()
             result = running.result(timeout=30)
     finally:
@@ -231,3 +245,35 @@ def test_a_user_deleted_while_its_batch_runs_leaves_no_orphan_profile():
     assert result.created == 49
     assert not Profile.objects.filter(user_id=doomed).exists()
     assert Profile.objects.count() == User.objects.count() == 49
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_uncommitted_update_of_a_user_in_the_batch():
+    """MariaDB: the batch's locking read, which no row matches, waits the update out
+    (so it reads every user of the batch: the optimizer must not fold its predicate
+    away, and the predicate must not overflow). PostgreSQL: the insert's foreign-key
+    check does not conflict with an update of other columns, so it does not wait."""
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite has one writer: a batch waits for any write, and has no lock view")
+    bulk_users(50)
+    target = User.objects.order_by("pk")[20].pk
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(False)
+        other.ensure_connection()
+        with other.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {User._meta.db_table} SET first_name = %s WHERE id = %s", ["x", target]
+            )
+        with ThreadPoolExecutor(1) as pool:
+            sessions: queue.Queue = queue.Queue()
+            running = pool.submit(backfill_in_own_connection, sessions, batch_size=100)
+            if connection.vendor == "mysql":
+                wait_until_waiting(connection, sessions.get(timeout=30), running)
+                other.commit()
+            result = running.result(timeout=30)  # PostgreSQL: with the update still open
+            other.commit()
+    finally:
+        other.close()
+    assert result.created == 50
+    assert User.objects.get(pk=target).first_name == "x"

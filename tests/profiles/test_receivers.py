@@ -120,4 +120,42 @@ def test_demo_fixture_loads_twice_without_duplicates():
     call_command("loaddata", "demo", verbosity=0)
     assert User.objects.count() == 3
     assert Profile.objects.count() == 3
-    assert Profile.objects.get(user__username="ada").bio == "Wrote the first program."
+    assert Profile.objects.get(user__username="demo-ada").bio == "Wrote the first program."
+
+
+DEMO_USERNAMES = {"demo-ada", "demo-grace", "demo-alan"}
+
+
+def user_rows():
+    return {
+        u.pk: (u.username, u.email, u.first_name, u.last_name, u.password, u.profile.bio)
+        for u in User.objects.select_related("profile")
+    }
+
+
+@pytest.mark.django_db(transaction=True, reset_sequences=True)  # a real process; pks from 1
+def test_demo_fixture_leaves_existing_users_with_the_same_pks_and_names_alone(manage):
+    """Regression: the fixture's users had pks 1-3 (and the plain names), so loaddata
+    overwrote whichever users a database already had there."""
+    for name, first in [("ada", "Ada"), ("grace", "Grace"), ("alan", "Alan")]:
+        user = User.objects.create_user(name, f"{name}@example.com", "pw", first_name=first)
+        Profile.objects.filter(user=user).update(bio=f"{first}'s own words.")
+    before = user_rows()
+    assert sorted(before) == [1, 2, 3]
+    for _ in range(2):  # loading twice changes nothing more than loading once
+        result = manage("loaddata", "demo")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "Installed 6 object(s) from 1 fixture(s)"
+        after = user_rows()
+        assert {pk: after[pk] for pk in before} == before
+        demo = User.objects.filter(username__in=DEMO_USERNAMES)
+        assert demo.count() == 3 and User.objects.count() == 6
+        assert Profile.objects.filter(user__in=demo).count() == 3
+        assert Profile.objects.count() == 6
+    assert Profile.objects.get(user__username="demo-grace").bio == "Built the first compiler."
+
+
+def test_profile_natural_key_is_its_users():
+    user = User.objects.create_user("nat")
+    assert user.profile.natural_key() == user.natural_key() == ("nat",)
+    assert Profile.objects.get_by_natural_key("nat") == user.profile

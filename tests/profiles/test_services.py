@@ -10,6 +10,7 @@ from profiles import batches
 from profiles.models import Profile
 from profiles.selectors import profile_coverage
 from profiles.services import profile_ensure, profiles_create_missing, profiles_create_missing_sql
+from tests.profiles.plans import rows_read
 
 User = get_user_model()
 
@@ -66,26 +67,11 @@ def test_a_batch_reads_only_its_own_range_of_profiles():
 
 
 def profile_rows_read(cursor, sql, params):
-    """Rows one statement reads, by the server's own accounting."""
+    """Rows of the profile table one statement reads, by the server's own accounting."""
     if cursor.db.vendor == "postgresql":
         # Statistics as autovacuum would leave them after the inserts.
         cursor.execute(f"ANALYZE {Profile._meta.db_table}, {User._meta.db_table}")
-        cursor.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params)
-        [[plan]] = cursor.fetchone()
-        nodes, read = [plan["Plan"]], 0
-        while nodes:
-            node = nodes.pop()
-            nodes.extend(node.get("Plans", []))
-            if node.get("Relation Name") == Profile._meta.db_table:
-                rows = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
-                read += rows * node["Actual Loops"]
-        return read
-    counters = "SHOW SESSION STATUS WHERE Variable_name LIKE 'Handler_read%%'"
-    cursor.execute(counters)
-    before = {name: int(value) for name, value in cursor.fetchall()}
-    cursor.execute(sql, params)
-    cursor.execute(counters)
-    return sum(int(value) - before[name] for name, value in cursor.fetchall())
+    return rows_read(cursor, sql, params, table=Profile._meta.db_table)
 
 
 def test_a_stop_request_abandons_a_batch_waiting_to_be_retried(monkeypatch, settings):
