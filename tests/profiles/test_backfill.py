@@ -247,14 +247,16 @@ def test_a_user_deleted_while_its_batch_runs_leaves_no_orphan_profile():
     assert Profile.objects.count() == User.objects.count() == 49
 
 
+@pytest.mark.applies_if(
+    connection.vendor != "sqlite",
+    reason="SQLite has one writer: a batch waits for any write, and has no lock view",
+)
 @pytest.mark.django_db(transaction=True)
 def test_an_uncommitted_update_of_a_user_in_the_batch():
     """MariaDB: the batch's locking read, which no row matches, waits the update out
     (so it reads every user of the batch: the optimizer must not fold its predicate
     away, and the predicate must not overflow). PostgreSQL: the insert's foreign-key
     check does not conflict with an update of other columns, so it does not wait."""
-    if connection.vendor == "sqlite":
-        pytest.skip("SQLite has one writer: a batch waits for any write, and has no lock view")
     bulk_users(50)
     target = User.objects.order_by("pk")[20].pk
     other = connections.create_connection("default")
