@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from commands.management.commands import seed_users
 from profiles.models import Profile
 from tests.conftest import PROJECT_DIR, run_command, unreachable_database_url
+from tests.helpers.processes import manage_env
 
 User = get_user_model()
 
@@ -177,16 +178,6 @@ def test_sigterm_keeps_committed_batches_and_exits_143():
     assert created % 500 == 0  # no half batch
     assert json.loads(out)["created"] == created
     assert "interrupted by SIGTERM" in err and str(created) in err
-
-
-def manage_env():
-    import os
-
-    from tests.conftest import database_url
-
-    env = {**os.environ, "DATABASE_URL": database_url()}
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    return env
 
 
 @pytest.mark.django_db

@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from tests.conftest import PROJECT_DIR, database_url
+from tests.conftest import PROJECT_DIR, child_environment
 
 
 def manage_env(env: dict[str, str] | None = None) -> dict[str, str]:
     """The environment of a child ``manage.py``: the test database and this run's settings."""
-    return {**os.environ, "DATABASE_URL": database_url(), "PYTHONUNBUFFERED": "1", **(env or {})}
+    return {**os.environ, **child_environment(), **(env or {})}
 
 
 @contextmanager
