@@ -40,7 +40,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     of PostgreSQL's COPY under SQLite, or of a required field under a user model
     that has none, is not such a test: CI runs it where it applies.
     """
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         marks = list(item.iter_markers("applies_if"))
         (kept if all(mark.args[0] for mark in marks) else dropped).append(item)

@@ -162,8 +162,8 @@ def command(
         try:
             result = users_seed(
                 count=count,
-                via=via,
-                batch_size=batch_size,  # type: ignore[arg-type]
+                via=via,  # type: ignore[arg-type]  # click.Choice: "save" or "bulk"
+                batch_size=batch_size,
                 seed=seed,
                 locales=locales,
                 password=password,
