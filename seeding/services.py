@@ -35,6 +35,7 @@ from django.utils import timezone
 from profiles.batches import BatchAbandoned, run_batch
 from profiles.locks import LockHeld, database_lock
 from profiles.models import Profile
+from profiles.selectors import users_without_profile_count
 from seeding.errors import SeedArgumentError
 from seeding.generator import FakeUser, FakeUsers, username_prefix
 from seeding.inserts import bulk_insert_batch, save_batch
@@ -189,7 +190,7 @@ def users_seed(
         created=in_run - done,
         resumed_after=done,
         profiles_created=profiles_created,
-        users_without_profile=_users_without_profile(using),
+        users_without_profile=users_without_profile_count(using=using),
         seconds=seconds,
         dry_run=False,
         interrupted_by=interrupted_by,
@@ -312,7 +313,7 @@ def _dry_run(
         created=0,
         resumed_after=0,
         profiles_created=0,
-        users_without_profile=_users_without_profile(using),
+        users_without_profile=users_without_profile_count(using=using),
         seconds=time.perf_counter() - started,
         dry_run=True,
         interrupted_by=stop_signal(),
@@ -429,10 +430,6 @@ def _namespace_taken(number: int, columns: UserColumns, using: str) -> bool:
     for field in columns.lookup_fields:
         taken |= Q(**{f"{field.name}__startswith": prefix})
     return bool(users.filter(taken).exists())
-
-
-def _users_without_profile(using: str) -> int:
-    return get_user_model()._default_manager.db_manager(using).filter(profile__isnull=True).count()
 
 
 def _field(field: Any) -> Field[Any, Any]:

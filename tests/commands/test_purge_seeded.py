@@ -6,9 +6,9 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from profiles.models import Profile
-from seeding.models import SeedRun
 from seeding.services import users_seed
 from tests.conftest import run_command
+from tests.helpers.seeding import legacy_run
 
 User = get_user_model()
 
@@ -70,15 +70,7 @@ def test_purge_asks_type_yes(monkeypatch, answer, remaining, code):
 
 @pytest.mark.django_db
 def test_purge_says_how_many_runs_it_left_alone():
-    SeedRun.objects.create(
-        number=9,
-        via="bulk",
-        seed=1,
-        requested=5,
-        created=5,
-        locales="en_US",
-        members_recorded=False,
-    )
+    legacy_run(9, users=5)
     seed(10, "bulk")
     out, _, code = run_command("purge_seeded", no_input=True)
     assert code == 0

@@ -47,3 +47,16 @@ def recorded_pks(number: int | None = None) -> set[Any]:
 
 def run(number: int) -> SeedRun:
     return SeedRun.objects.get(number=number)
+
+
+def legacy_run(number: int, users: int) -> SeedRun:
+    """A seed run as migration 0002 found it: which users it created was never recorded."""
+    return SeedRun.objects.create(
+        number=number,
+        via="bulk",
+        seed=1,
+        requested=users,
+        created=users,
+        locales="en_US",
+        members_recorded=False,
+    )

@@ -12,7 +12,7 @@ from profiles.locks import database_lock
 from profiles.models import Profile
 from seeding.models import SeededUser, SeedRun
 from seeding.services import run_lock, seeded_users_purge
-from tests.helpers.seeding import recorded_pks, seed
+from tests.helpers.seeding import legacy_run, recorded_pks, seed
 from tests.helpers.users import bulk_users, create_user, user_model, users
 
 pytestmark = [pytest.mark.any_user_model, pytest.mark.django_db]
@@ -57,15 +57,7 @@ def test_purge_deletes_exactly_the_recorded_users_never_lookalikes():
 
 
 def test_runs_from_before_users_were_recorded_are_left_alone():
-    SeedRun.objects.create(
-        number=5,
-        via="bulk",
-        seed=1,
-        requested=3,
-        created=3,
-        locales="en_US",
-        members_recorded=False,
-    )
+    legacy_run(5, users=3)
     theirs = bulk_users(3, prefix="seed5-")  # named like that run's users: never proof
     seed(20)
     result = seeded_users_purge(using="default")
