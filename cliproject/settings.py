@@ -136,7 +136,7 @@ def database_from_url(url: str) -> dict[str, Any]:
         # No startup parameter and no session SET: PgBouncer refuses the one
         # ("unsupported startup parameter: options") and, in transaction mode,
         # leaks the other to whichever client gets the server connection next.
-        # The timeouts are SET LOCAL in each batch's transaction (profiles.batches).
+        # The timeouts are SET LOCAL in each batch's transaction (dbtools.batches).
         options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
     elif engine.endswith("mysql"):
         options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
@@ -169,7 +169,7 @@ DATABASES = {
     ),
 }
 
-# The run locks of backfill_profiles and seed_users (profiles.locks) are,
+# The run locks of backfill_profiles and seed_users (dbtools.locks) are,
 # on PostgreSQL, transaction-scoped advisory locks held on a connection of their
 # own, which hold through a transaction pooler such as PgBouncer.
 # LOCK_DATABASE_URL gives backfill_profiles' lock a direct connection to the same

@@ -18,7 +18,12 @@ A command module declares::
 
 The leaf function receives the running :class:`ClickCommand` as ``cmd`` (for
 ``cmd.stdout``, ``cmd.stderr``, ``cmd.style`` and ``cmd.verbosity``) and its
-own options as keyword arguments.
+own options as keyword arguments. With ``database=True`` the bridge checks,
+before the leaf runs, that the ``--database`` can be worked on
+(:func:`commands.dbready.database_ready`: exit 75, 78 or 1 with one line).
+A service's :class:`dbtools.errors.UsageError` becomes exit 2, its
+:class:`dbtools.errors.ConfigurationError` exit 78, each with its message as
+the one line: a leaf never translates them itself.
 """
 
 from __future__ import annotations
@@ -35,9 +40,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser, SystemCheckError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
-from commands.dbready import command_error_for
+from commands.dbready import command_error_for, database_ready
 from commands.exitcodes import ExitCode, exit_codes_help
-from profiles.batches import first_line
+from dbtools.errors import ConfigurationError, UsageError, first_line
 
 # Django's options common to every command: parsed by click for the command
 # line and --help, and handed to BaseCommand.execute() rather than the leaf.
@@ -105,6 +110,7 @@ class ClickCommand(BaseCommand):
         super().__init__(*args, **kwargs)
         self._output_overrides: dict[str, Any] = {}
         self._leaf: Callable[[], Any] | None = None
+        self._database: str | None = None
         self._traceback = False
 
     @property
@@ -166,8 +172,6 @@ class ClickCommand(BaseCommand):
         return _PassThroughParser(parser)  # type: ignore[return-value]
 
     def execute(self, *args: Any, **options: Any) -> Any:
-        if self._leaf is not None:  # called back from the click leaf
-            return super().execute(*args, **options)
         self._output_overrides = {k: options[k] for k in ("stdout", "stderr") if k in options}
         names = _option_names(self.click_command)
         click_values = {
@@ -197,6 +201,7 @@ class ClickCommand(BaseCommand):
     def run_leaf(self, func: Callable[..., Any], params: dict[str, Any]) -> Any:
         django_options = {name: params.pop(name) for name in DJANGO_OPTIONS}
         self._traceback = django_options["traceback"]
+        self._database = params.get("database")  # only a database=True command has it
         self._leaf = functools.partial(func, self, **params)
         try:
             return super().execute(**django_options, **self._output_overrides)
@@ -208,7 +213,14 @@ class ClickCommand(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         assert self._leaf is not None
         self.verbosity = options["verbosity"]
-        self._leaf()
+        if self._database is not None:
+            database_ready(using=self._database)
+        try:
+            self._leaf()
+        except ConfigurationError as exc:
+            raise CommandError(str(exc), returncode=ExitCode.CONFIG) from exc
+        except UsageError as exc:
+            raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
 
 
 class _PassThroughParser:

@@ -16,9 +16,8 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.migrations.executor import MigrationExecutor
 
 from commands.exitcodes import ExitCode
-from profiles.batches import (
-    BatchTimedOut,
-    TimeoutRejected,
+from dbtools.batches import BatchTimedOut, TimeoutRejected
+from dbtools.errors import (
     first_line,
     is_connect_error,
     is_connect_failure,
@@ -27,9 +26,6 @@ from profiles.batches import (
     is_pooler_refusal,
     needs_configuration,
 )
-
-# Kept for the commands that import it; ExitCode.TEMPFAIL is the one definition.
-EX_TEMPFAIL = ExitCode.TEMPFAIL
 
 # The environment variable each database alias comes from (cliproject/settings.py).
 _URL_SETTINGS = {"default": "DATABASE_URL", "locks": "LOCK_DATABASE_URL"}
@@ -57,7 +53,7 @@ def command_error_for(exc: DatabaseError) -> CommandError:
     """A database error as one line, with the exit code that says what to do about it."""
     detail = first_line(exc)
     # Connecting failed: on an alias not connected yet, or on a connection of its
-    # own that a lock opened for an alias (profiles.locks).
+    # own that a lock opened for an alias (dbtools.locks).
     failed = [c for c in connections.all(initialized_only=True) if is_connect_error(c, exc)]
     unconnected = [c for c in failed if c.connection is None]
     if failed:

@@ -15,7 +15,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import Mod
 
 from profiles.models import Profile
-from profiles.shards import WHOLE_TABLE, Shard
+from profiles.sharding import WHOLE_TABLE, Shard
 
 
 @dataclass(frozen=True)

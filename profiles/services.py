@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -29,11 +29,11 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model, QuerySet
 from django.utils import timezone
 
-from profiles.batches import BatchAbandoned, run_batch
+from dbtools.batches import BatchAbandoned, run_batch
+from dbtools.stopping import StopReason, StopRequest
 from profiles.models import Profile
 from profiles.selectors import MissingProfiles, users_without_profile
-from profiles.shards import WHOLE_TABLE as WHOLE_TABLE  # also importable from here, as before
-from profiles.shards import Shard as Shard
+from profiles.sharding import WHOLE_TABLE, Shard
 
 
 def profile_defaults() -> dict[str, object]:
@@ -244,7 +244,8 @@ class BackfillResult:
     seconds: float
     last_pk: Any  # every user up to this pk, in the pk's order, has been covered
     max_pk: Any  # the highest user pk when the run started
-    stopped: Literal["limit", "max_seconds", "signal"] | None
+    stopped: StopReason | None
+    stop_signal: int | None = None  # the signal's number, when one stopped the run
     jobs: int = 1
     # A sharded run's closing count of the users without a profile, in its shard
     # and in the table (None for a whole-table run, or one a signal stopped).
@@ -272,7 +273,7 @@ def profiles_backfill(
     shard: Shard = WHOLE_TABLE,
     limit: int | None = None,
     max_seconds: float | None = None,
-    should_stop: Callable[[], bool] = lambda: False,
+    stop: StopRequest | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     jobs: int = 1,
 ) -> BackfillResult:
@@ -283,16 +284,17 @@ def profiles_backfill(
     per-batch cost stay flat and gaps in the pks cost nothing. With ``jobs`` >
     1, that many threads run batches at once, each on its own connection (the
     server, not Python, does the work). It stops after the batches in flight at
-    ``limit`` profiles, after ``max_seconds``, or when ``should_stop()`` says so
+    ``limit`` profiles, after ``max_seconds``, or when ``stop`` is requested
     (a signal); a rerun picks up what is left. ``on_batch(done, total)`` gets
     the users covered so far against the users there were at the start. It
     does not send post_save: no welcome mails.
     """
     started = time.perf_counter()
+    stop = stop or StopRequest()
     jobs = _backfill_jobs(using=using, jobs=jobs, limit=limit)
     tally = threading.Lock()
     created = batches = 0
-    stopped: Literal["limit", "max_seconds", "signal"] | None = None
+    stopped: StopReason | None = None
     walk = _Batches(
         using=using,
         batch_size=batch_size,
@@ -312,7 +314,7 @@ def profiles_backfill(
                     last_pk=batch.last_pk,
                     shard=shard,
                     limit=remaining,
-                    should_stop=should_stop,
+                    stop=stop,
                 )
             except BatchAbandoned:  # a signal while the batch waited to be retried
                 with tally:
@@ -330,7 +332,7 @@ def profiles_backfill(
                     stopped = "limit"
                 elif max_seconds is not None and time.perf_counter() - started >= max_seconds:
                     stopped = "max_seconds"
-                elif should_stop():
+                elif stop():
                     stopped = "signal"
 
     with walk:
@@ -351,6 +353,7 @@ def profiles_backfill(
         last_pk=walk.last_pk,
         max_pk=walk.high,
         stopped=stopped,
+        stop_signal=stop.signum if stopped == "signal" else None,
         jobs=jobs,
         missing=missing,
     )
@@ -363,7 +366,7 @@ def _backfill_batch(
     last_pk: Any,
     shard: Shard,
     limit: int | None,
-    should_stop: Callable[[], bool],
+    stop: StopRequest,
 ) -> int:
     """One batch, first without the conflict clause; rerun with it if a concurrent
     writer made one of its profiles (or deleted one of its users) meanwhile."""
@@ -381,7 +384,7 @@ def _backfill_batch(
                 leave_users_unlocked=True,
             ),
             using=using,
-            should_stop=should_stop,
+            stop=stop,
         )
 
     try:

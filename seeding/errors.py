@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dbtools.errors import ConfigurationError, UsageError
 
-class SeedArgumentError(ValueError):
+
+class SeedArgumentError(UsageError, ValueError):
     """An argument the database or the user model cannot take (the command exits 2)."""
 
 
-class SeedSettingError(SeedArgumentError):
+class SeedSettingError(ConfigurationError, SeedArgumentError):
     """A SEED_USERS_FIELD_VALUES entry that cannot be used (the command exits 78)."""

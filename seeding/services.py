@@ -32,8 +32,9 @@ from django.db.models import Field, Max, Q
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
-from profiles.batches import BatchAbandoned, run_batch
-from profiles.locks import LockHeld, database_lock
+from dbtools.batches import BatchAbandoned, run_batch
+from dbtools.locks import LockHeld, database_lock
+from dbtools.stopping import StopReason, StopRequest
 from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
 from seeding.errors import SeedArgumentError
@@ -58,7 +59,8 @@ class SeedResult:
     users_without_profile: int
     seconds: float
     dry_run: bool
-    interrupted_by: int | None  # the signal number, when a SIGINT/SIGTERM stopped the run
+    stopped: StopReason | None  # "signal" when a SIGINT/SIGTERM stopped the run
+    stop_signal: int | None  # that signal's number
     generated: int  # users generated (and validated, in a dry run), which a stop cuts short
 
     @property
@@ -93,7 +95,7 @@ def users_seed(
     dry_run: bool = False,
     field_values: Mapping[str, Any] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
-    stop_signal: Callable[[], int | None] = lambda: None,
+    stop: StopRequest | None = None,
 ) -> SeedResult:
     """Create ``count`` fake users; stop cleanly when asked to.
 
@@ -102,8 +104,8 @@ def users_seed(
     (``field_values``, from ``--field``, and the SEED_USERS_FIELD_VALUES
     setting give such fields their values).
 
-    ``stop_signal()`` returns the number of a signal that asked the run to
-    stop (the command's SIGINT/SIGTERM handler records it). It is read before
+    ``stop`` is set by a signal that asked the run to stop (the command's
+    SIGINT/SIGTERM handler records it). It is read before
     each batch commits: the batch in flight rolls back, never half-written, and
     no exception lands inside a driver call. A KeyboardInterrupt does the same
     for callers without a handler. The batches already committed stay and are
@@ -112,6 +114,7 @@ def users_seed(
     one an uninterrupted run gives; a run still in progress never is.
     """
     started = time.perf_counter()
+    stop = stop or StopRequest()
     resumable = seed is not None
     seed = seed if seed is not None else secrets.randbelow(2**31)
     _check_arguments(count=count, seed=seed, locales=locales, using=using)
@@ -128,10 +131,9 @@ def users_seed(
             using=using,
             started=started,
             on_batch=on_batch,
-            stop_signal=stop_signal,
+            stop=stop,
         )
 
-    interrupted_by: int | None = None
     profiles_created = 0
     with ExitStack() as stack:
         run = None
@@ -158,23 +160,19 @@ def users_seed(
         try:
             for batch in users.batches(count=count - done, batch_size=batch_size):
                 profiles_created += run_batch(
-                    functools.partial(
-                        _unless_stopped, functools.partial(insert, batch), stop_signal
-                    ),
+                    functools.partial(_unless_stopped, functools.partial(insert, batch), stop),
                     using=using,
                     # Fake users: a batch lost to a server crash is recreated by a rerun.
                     durable=False,
-                    should_stop=lambda: stop_signal() is not None,
+                    stop=stop,
                 )
                 inserted += len(batch)
                 if on_batch:
                     on_batch(inserted, count)
-        except _StopRequested as exc:
-            interrupted_by = exc.signum
-        except BatchAbandoned:
-            interrupted_by = stop_signal()
+        except (_StopRequested, BatchAbandoned):
+            pass  # stop.signum says which signal
         except KeyboardInterrupt:
-            interrupted_by = signal.SIGINT
+            stop.request(signal.SIGINT)
         seconds = time.perf_counter() - started
         # Count from the database: the truth, even when a signal cut a batch short.
         in_run = members.count()
@@ -193,7 +191,8 @@ def users_seed(
         users_without_profile=users_without_profile_count(using=using),
         seconds=seconds,
         dry_run=False,
-        interrupted_by=interrupted_by,
+        stopped=None if stop.signum is None else "signal",
+        stop_signal=stop.signum,
         generated=in_run - done,
     )
 
@@ -254,17 +253,14 @@ def seeded_users_purge(*, using: str, dry_run: bool = False, batch_size: int = 5
 
 
 class _StopRequested(Exception):
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
+    """Raised inside a batch's transaction, to roll it back."""
 
 
-def _unless_stopped(work: Callable[[], T], stop_signal: Callable[[], int | None]) -> T:
+def _unless_stopped(work: Callable[[], T], stop: StopRequest) -> T:
     """Run one batch's inserts, then roll them back (by raising) if a stop was asked for."""
     result = work()
-    signum = stop_signal()
-    if signum is not None:
-        raise _StopRequested(signum)
+    if stop():
+        raise _StopRequested
     return result
 
 
@@ -291,7 +287,7 @@ def _dry_run(
     using: str,
     started: float,
     on_batch: Callable[[int, int], None] | None,
-    stop_signal: Callable[[], int | None],
+    stop: StopRequest,
 ) -> SeedResult:
     generated = 0
     for batch in FakeUsers(seed=seed, run_number=0, locales=locales).batches(
@@ -303,7 +299,7 @@ def _dry_run(
         generated += len(batch)
         if on_batch:
             on_batch(generated, count)
-        if stop_signal() is not None:
+        if stop():
             break
     return SeedResult(
         run_number=None,
@@ -316,7 +312,8 @@ def _dry_run(
         users_without_profile=users_without_profile_count(using=using),
         seconds=time.perf_counter() - started,
         dry_run=True,
-        interrupted_by=stop_signal(),
+        stopped=None if stop.signum is None else "signal",
+        stop_signal=stop.signum,
         generated=generated,
     )
 

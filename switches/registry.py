@@ -35,6 +35,7 @@ from django.db.models import Model
 from django.db.models import signals as model_signals
 from django.dispatch import Signal
 
+from dbtools.errors import UsageError
 from switches import state
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -236,7 +237,7 @@ def _sender_label(
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-class ReceiverNameError(LookupError):
+class ReceiverNameError(UsageError, LookupError):
     """Names that are not switchable receivers; the message lists the closest known names."""
 
     def __init__(self, *, unknown: dict[str, list[str]], not_switchable: list[str]) -> None:

@@ -33,16 +33,21 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m reads the markers
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect tests that do not apply to this backend or user model.
+    """Mark every test under tests/system ``processes``; deselect the tests that do not
+    apply to this backend or user model.
 
     A skip must keep meaning "something that should have run did not"; a test
     of PostgreSQL's COPY under SQLite, or of a required field under a user model
     that has none, is not such a test: CI runs it where it applies.
     """
+    system = PROJECT_DIR / "tests" / "system"
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
+        if item.path.is_relative_to(system):
+            item.add_marker(pytest.mark.processes)
         marks = list(item.iter_markers("applies_if"))
         (kept if all(mark.args[0] for mark in marks) else dropped).append(item)
     if dropped:

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.exitcodes import ExitCode
-from profiles.locks import database_lock
+from dbtools.locks import database_lock
 from profiles.models import Profile
 from seeding.models import SeedRun
 from seeding.services import users_seed

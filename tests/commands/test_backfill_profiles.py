@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
-from profiles.locks import database_lock
+from dbtools.locks import database_lock
 from profiles.models import Profile
 from seeding.services import users_seed
 from tests.conftest import PROJECT_DIR, child_environment, run_command

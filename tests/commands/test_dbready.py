@@ -21,7 +21,7 @@ from django.test import override_settings
 
 from commands.dbready import command_error_for
 from commands.exitcodes import ExitCode
-from profiles.batches import TimeoutRejected, run_batch
+from dbtools.batches import TimeoutRejected, run_batch
 
 VENDOR = connection.vendor
 

@@ -11,7 +11,6 @@ from django.core.management import get_commands, load_command_class
 
 from commands.clickbridge import EXIT_CODES_HELP, ClickCommand
 from commands.exitcodes import ExitCode
-from commands.interrupts import exit_code_for
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 
@@ -76,5 +75,5 @@ def test_the_help_of_a_real_process_shows_the_table(manage):
 
 
 def test_signal_codes_come_from_the_enum():
-    assert exit_code_for(signal.SIGINT) == ExitCode.SIGINT == 130
-    assert exit_code_for(signal.SIGTERM) == ExitCode.SIGTERM == 143
+    assert ExitCode.for_signal(signal.SIGINT) == ExitCode.SIGINT == 130
+    assert ExitCode.for_signal(signal.SIGTERM) == ExitCode.SIGTERM == 143

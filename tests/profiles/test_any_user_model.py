@@ -20,7 +20,7 @@ from profiles import services
 from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
 from profiles.services import profile_ensure, profiles_backfill, welcome_email_send
-from profiles.shards import Shard, user_pk_is_integer
+from profiles.sharding import Shard, user_pk_is_integer
 from tests.conftest import run_command
 from tests.helpers.users import bulk_users, create_user, new_user, user_fields, user_model, users
 from tests.profiles.plans import rows_read

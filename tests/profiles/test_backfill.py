@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import queue
+import signal
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -12,7 +13,8 @@ from profiles import services
 from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
 from profiles.services import profiles_backfill, profiles_create_missing_sql
-from profiles.shards import Shard
+from profiles.sharding import Shard
+from tests.helpers.stopping import StopAtCheck
 from tests.profiles.locking import session_id, wait_until_waiting
 
 User = get_user_model()
@@ -82,10 +84,10 @@ def test_max_seconds_stops_after_the_batch_in_flight():
     assert backfill().created == 23
 
 
-def test_should_stop_ends_after_the_batch_in_flight():
+def test_a_stop_request_ends_after_the_batch_in_flight():
     bulk_users(30)
-    result = backfill(should_stop=lambda: True)
-    assert (result.created, result.stopped) == (7, "signal")
+    result = backfill(stop=StopAtCheck(1, signal.SIGTERM))
+    assert (result.created, result.stopped, result.stop_signal) == (7, "signal", signal.SIGTERM)
     assert users_without_profile_count(using="default") == 23
 
 

@@ -1,4 +1,4 @@
-"""profiles.batches: each batch's timeouts, and on PostgreSQL only each batch's."""
+"""dbtools.batches: each batch's timeouts, and on PostgreSQL only each batch's."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from profiles.batches import run_batch
+from dbtools.batches import run_batch
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

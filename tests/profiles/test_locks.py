@@ -1,4 +1,4 @@
-"""profiles.locks: a run lock in the database, exclusive across sessions, gone with its holder."""
+"""dbtools.locks: a run lock in the database, exclusive across sessions, gone with its holder."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from django.db import connection, connections, transaction
 
-from profiles.locks import LockHeld, database_lock
+from dbtools.locks import LockHeld, database_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,10 +6,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connections, transaction
 
-from profiles import batches
+from dbtools import batches
 from profiles.models import Profile
 from profiles.selectors import profile_coverage
 from profiles.services import profile_ensure, profiles_create_missing, profiles_create_missing_sql
+from tests.helpers.stopping import StopAfterSeconds
 from tests.profiles.plans import rows_read
 
 User = get_user_model()
@@ -85,8 +86,6 @@ def test_a_stop_request_abandons_a_batch_waiting_to_be_retried(monkeypatch, sett
 
     started = time.monotonic()
     with pytest.raises(batches.BatchAbandoned):  # a signal 0.3 s into a 60 s backoff
-        batches.run_batch(
-            timing_out, using="default", should_stop=lambda: time.monotonic() - started > 0.3
-        )
+        batches.run_batch(timing_out, using="default", stop=StopAfterSeconds(0.3))
     assert len(attempts) == 1
     assert time.monotonic() - started < 5

@@ -15,6 +15,7 @@ from seeding.models import SeedRun
 from seeding.services import users_seed
 from tests.conftest import run_command
 from tests.helpers.seeding import required_field_values, seed
+from tests.helpers.stopping import StopAtCheck
 from tests.helpers.users import create_user, user_model, users
 
 pytestmark = [pytest.mark.any_user_model, pytest.mark.django_db]
@@ -89,18 +90,11 @@ def test_a_locale_list_longer_than_its_column_is_refused():
 
 
 def test_an_interrupted_dry_run_reports_what_it_generated(monkeypatch):
-    checks = []
-
-    def stop_after_two_batches():
-        checks.append(1)
-        return signal.SIGINT if len(checks) >= 2 else None
-
-    result = seed(500, dry_run=True, stop_signal=stop_after_two_batches)
-    assert (result.generated, result.requested, result.interrupted_by) == (200, 500, signal.SIGINT)
-    checks.clear()
+    result = seed(500, dry_run=True, stop=StopAtCheck(2, signal.SIGINT))
+    assert (result.generated, result.requested, result.stop_signal) == (200, 500, signal.SIGINT)
 
     def interrupted(**arguments):
-        return users_seed(**{**arguments, "stop_signal": stop_after_two_batches})
+        return users_seed(**{**arguments, "stop": StopAtCheck(2, signal.SIGINT)})
 
     monkeypatch.setattr(seed_users, "users_seed", interrupted)
     out, err, code = run_command("seed_users", 500, "--dry-run", "--batch-size", 100, *options())

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from profiles.locks import LockHeld, database_lock
+from dbtools.locks import LockHeld, database_lock
 from seeding.models import SeededUser, SeedRun
 from seeding.services import run_lock
 from tests.conftest import PROJECT_DIR, child_environment

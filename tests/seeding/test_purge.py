@@ -8,7 +8,7 @@ import pytest
 from django.db import connections
 from django.db.models.signals import pre_delete
 
-from profiles.locks import database_lock
+from dbtools.locks import database_lock
 from profiles.models import Profile
 from seeding.models import SeededUser, SeedRun
 from seeding.services import run_lock, seeded_users_purge

@@ -9,6 +9,7 @@ from profiles.models import Profile
 from seeding.generator import RESERVED_DOMAINS, FakeUsers
 from seeding.models import SeedRun
 from seeding.services import seeded_users_purge, users_seed
+from tests.helpers.stopping import StopAtCheck
 
 User = get_user_model()
 
@@ -141,9 +142,10 @@ def test_an_interrupted_run_is_resumed_to_the_uninterrupted_result():
         if done >= 80:
             raise KeyboardInterrupt
 
-    stopped = seed(300, batch_size=40, locales=["en_US", "fr_FR"],
-                   on_batch=interrupt_after_two_batches)  # fmt: skip
-    assert (stopped.created, stopped.interrupted_by) == (80, 2)
+    stopped = seed(
+        300, batch_size=40, locales=["en_US", "fr_FR"], on_batch=interrupt_after_two_batches
+    )
+    assert (stopped.created, stopped.stopped, stopped.stop_signal) == (80, "signal", signal.SIGINT)
     resumed = seed(300, batch_size=70, locales=["en_US", "fr_FR"])
     assert (resumed.run_number, resumed.resumed_after, resumed.created) == (1, 80, 220)
     assert snapshot() == uninterrupted
@@ -153,13 +155,9 @@ def test_an_interrupted_run_is_resumed_to_the_uninterrupted_result():
 
 def test_a_stop_request_rolls_back_the_batch_in_flight_and_keeps_the_committed_ones():
     batches = []
-
-    def stop_after_two_batches():
-        batches.append(User.objects.count())
-        return signal.SIGTERM if len(batches) == 3 else None
-
-    stopped = seed(300, batch_size=40, stop_signal=stop_after_two_batches)
-    assert (stopped.created, stopped.interrupted_by) == (80, signal.SIGTERM)
+    stop = StopAtCheck(3, signal.SIGTERM, on_check=lambda: batches.append(User.objects.count()))
+    stopped = seed(300, batch_size=40, stop=stop)
+    assert (stopped.created, stopped.stop_signal) == (80, signal.SIGTERM)
     assert batches == [40, 80, 120]  # read with each batch's rows inserted, before it commits
     assert User.objects.count() == 80
     assert seed(300, batch_size=40).created == 220  # resumed

@@ -14,14 +14,15 @@ from django.core.management.base import CommandError
 from django.core.serializers.json import DjangoJSONEncoder
 
 from commands.clickbridge import ClickCommand, django_command
-from commands.dbready import EX_TEMPFAIL, database_ready
-from commands.interrupts import exit_code_for, stop_on_signals
+from commands.dbready import database_ready
+from commands.exitcodes import ExitCode
 from commands.options import batch_size_option, format_option
 from commands.progress import progress
-from profiles.locks import LockHeld, database_lock
+from dbtools.locks import LockHeld, database_lock
+from dbtools.stopping import stop_on_signals
 from profiles.selectors import MissingProfiles, users_without_profile
 from profiles.services import BackfillResult, default_batch_size, profiles_backfill
-from profiles.shards import WHOLE_TABLE, Shard, shard_from
+from profiles.sharding import WHOLE_TABLE, Shard, shard_from
 
 # The largest integer every backend binds (SQLite's and PostgreSQL's bigint).
 MAX_BOUND = 2**63 - 1
@@ -147,7 +148,7 @@ def command(
                 shard=shard,
                 limit=limit,
                 max_seconds=max_seconds,
-                should_stop=stop.requested,
+                stop=stop,
                 on_batch=advance,
                 jobs=jobs,
             )
@@ -156,14 +157,14 @@ def command(
             f"another backfill_profiles run holds the lock on database {database!r}"
             f"{'' if shard.count == 1 else f' for shard {shard}'}; try again later, "
             "or pass --wait SECONDS.",
-            returncode=EX_TEMPFAIL,
+            returncode=ExitCode.TEMPFAIL,
         ) from None
     _report(cmd, result, output_format=output_format, shard=shard)
-    if result.stopped == "signal" and stop.signum is not None:
+    if result.stop_signal is not None:
         raise CommandError(
             f"interrupted after creating {result.created} profile(s) up to user pk "
             f"{result.last_pk}; the batch in flight was committed; run again to finish.",
-            returncode=exit_code_for(stop.signum),
+            returncode=ExitCode.for_signal(result.stop_signal),
         )
 
 

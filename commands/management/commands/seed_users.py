@@ -14,9 +14,9 @@ from django.core.management.base import CommandError
 from commands.clickbridge import ClickCommand, django_command
 from commands.dbready import database_ready
 from commands.exitcodes import ExitCode
-from commands.interrupts import exit_code_for, stop_on_signals
 from commands.options import batch_size_option, format_option
 from commands.progress import progress
+from dbtools.stopping import stop_on_signals
 from seeding.errors import SeedArgumentError, SeedSettingError
 from seeding.generator import DEFAULT_LOCALES, unknown_locales
 from seeding.services import SeedResult, users_seed
@@ -171,25 +171,25 @@ def command(
                 dry_run=dry_run,
                 field_values=field_values,
                 on_batch=advance,
-                stop_signal=lambda: stop.signum,
+                stop=stop,
             )
         except SeedSettingError as exc:
             raise CommandError(str(exc), returncode=ExitCode.CONFIG) from exc
         except SeedArgumentError as exc:
             raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
     _report(cmd, result, output_format=output_format, database=database)
-    if result.interrupted_by is not None:
-        name = signal.Signals(result.interrupted_by).name
+    if result.stop_signal is not None:
+        name = signal.Signals(result.stop_signal).name
         if result.dry_run:
             raise CommandError(
                 f"interrupted by {name}; dry run, nothing was written.",
-                returncode=exit_code_for(result.interrupted_by),
+                returncode=ExitCode.for_signal(result.stop_signal),
             )
         raise CommandError(
             f"interrupted by {name} with {result.resumed_after + result.created} of "
             f"{result.requested} user(s) committed; they stay, and the same command with "
             f"--seed {result.seed} resumes the run.",
-            returncode=exit_code_for(result.interrupted_by),
+            returncode=ExitCode.for_signal(result.stop_signal),
         )
 
 
@@ -228,8 +228,8 @@ def _report(cmd: ClickCommand, result: SeedResult, *, output_format: str, databa
                     "seconds": round(result.seconds, 3),
                     "users_per_second": round(result.users_per_second, 1),
                     "interrupted_by": (
-                        signal.Signals(result.interrupted_by).name
-                        if result.interrupted_by is not None
+                        signal.Signals(result.stop_signal).name
+                        if result.stop_signal is not None
                         else None
                     ),
                 }

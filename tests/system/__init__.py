@@ -1,0 +1,1 @@
+"""Tests with real processes: manage.py runs, signals, kills, servers. Marker ``processes``."""
