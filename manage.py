@@ -26,7 +26,7 @@ def exit_on_bad_settings(argv: list[str]) -> None:
     parser.add_argument("--settings")
     parser.add_argument("--pythonpath")
     parser.add_argument("--traceback", action="store_true")
-    options, _ = parser.parse_known_args(argv[2:])
+    options, _ = parser.parse_known_args(argv[2:])  # as ManagementUtility.execute() does
     handle_default_options(options)
     try:
         django.setup()  # loads the settings and the database driver they name

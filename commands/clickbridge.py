@@ -233,6 +233,8 @@ class _PassThroughParser:
         return getattr(self._parser, name)
 
     def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None) -> Any:
+        # parse_known_args is argparse's public API, but CommandParser only documents
+        # parse_args: Django's own options are taken here and click gets the rest.
         parsed, rest = self._parser.parse_known_args(args, namespace)
         parsed.args = rest
         return parsed

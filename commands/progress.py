@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import TextIO, cast
+from typing import TYPE_CHECKING, TextIO, cast
 
 import click
-from click._termui_impl import ProgressBar
 
 from commands.clickbridge import ClickCommand
+
+if TYPE_CHECKING:
+    # click.progressbar() returns this class but click exports no public name for it.
+    from click._termui_impl import ProgressBar
 
 
 class Progress:
@@ -30,6 +33,8 @@ class Progress:
 
 @contextmanager
 def progress(cmd: ClickCommand, *, label: str) -> Iterator[Progress]:
+    # OutputWrapper has no public accessor for the stream it wraps; the bar needs the stream
+    # itself to ask isatty() and to draw without the wrapper's line endings.
     stream = cast(TextIO, cmd.stderr._out)
     shown = cmd.verbosity >= 1 and getattr(stream, "isatty", lambda: False)()
     with ExitStack() as stack:

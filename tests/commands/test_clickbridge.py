@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import textwrap
 
 import click
 import pytest
@@ -13,8 +12,11 @@ from django.core import checks
 from django.core.management import call_command
 from django.core.management.base import CommandError, SystemCheckError
 
+from commands import clickbridge
 from commands.clickbridge import ClickCommand, django_command
+from commands.exitcodes import ExitCode
 from commands.management.commands import profiles_status
+from dbtools.errors import ConfigurationError, UsageError
 from tests.conftest import run_command
 
 User = get_user_model()
@@ -28,6 +30,55 @@ def styled(cmd: ClickCommand, *, fail_with: int | None) -> None:
         raise CommandError("asked to fail", returncode=fail_with)
     cmd.stdout.write(cmd.style.SUCCESS("ok"))
     cmd.stdout.write(f"verbosity={cmd.verbosity}")
+
+
+@django_command(name="refusing")
+@click.option("--error", type=click.Choice(["usage", "configuration"]))
+def refusing(cmd: ClickCommand, *, error: str) -> None:
+    """A test command whose service refuses its input."""
+    if error == "usage":
+        raise UsageError("--tenant must name a tenant; known: acme.")
+    raise ConfigurationError("SEED_USERS_FIELD_VALUES['tenant'] is too long; fix the setting.")
+
+
+@django_command(name="on_a_database", database=True)
+def on_a_database(cmd: ClickCommand, *, database: str) -> None:
+    """A test command that works on --database."""
+    cmd.stdout.write(f"ran on {database}")
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "message"),
+    [
+        ("usage", ExitCode.USAGE, "--tenant must name a tenant; known: acme."),
+        ("configuration", ExitCode.CONFIG, "SEED_USERS_FIELD_VALUES['tenant'] is too long"),
+    ],
+)
+def test_a_service_refusing_its_input_is_exit_2_or_78_with_its_message(error, code, message):
+    with pytest.raises(CommandError) as excinfo:
+        call_command(refusing.django_command_class(), error=error)
+    assert excinfo.value.returncode == code
+    assert message in str(excinfo.value)
+    assert len(str(excinfo.value).splitlines()) == 1
+
+
+def test_the_database_is_checked_before_the_leaf_runs(monkeypatch):
+    checked = []
+
+    def unreachable(*, using):
+        checked.append(using)
+        raise CommandError("cannot connect to database 'default'", returncode=ExitCode.TEMPFAIL)
+
+    monkeypatch.setattr(clickbridge, "database_ready", unreachable)
+    out, err, code = run_command(on_a_database.django_command_class())
+    assert (code, checked, out) == (ExitCode.TEMPFAIL, ["default"], "")
+    assert "cannot connect" in err
+
+
+@pytest.mark.django_db
+def test_a_ready_database_runs_the_leaf():
+    out, _, code = run_command(on_a_database.django_command_class(), database="default")
+    assert (code, out.strip()) == (0, "ran on default")
 
 
 @pytest.mark.django_db
@@ -143,86 +194,3 @@ def test_click_runner_runs_profiles_status():
     result = CliRunner().invoke(profiles_status.command, ["--format", "json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["users"] == 0
-
-
-# -- through manage.py in a real process --
-
-
-def test_help_shows_click_options_and_exit_codes(manage):
-    result = manage("profiles_status", "--help")
-    assert result.returncode == 0
-    assert "Usage: manage.py profiles_status [OPTIONS]" in result.stdout
-    for option in ("--format", "--database", "--verbosity", "--traceback", "--no-color"):
-        assert option in result.stdout
-    assert "Exit codes:" in result.stdout
-
-
-def test_manage_help_subcommand_shows_click_help(manage):
-    result = manage("help", "profiles_status")
-    assert result.returncode == 0
-    assert "--format [text|json]" in result.stdout
-
-
-@pytest.mark.django_db(transaction=True)
-def test_command_line_runs_against_the_database(manage):
-    User.objects.create_user("with")
-    result = manage("profiles_status", "--format", "json", "--no-color")
-    assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["with_profile"] == 1
-
-
-def test_usage_error_is_one_line_exit_2(manage):
-    result = manage("profiles_status", "--format", "xml")
-    assert result.returncode == 2
-    assert result.stdout == ""
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert "Invalid value for '--format'" in result.stderr
-
-
-def test_unmigrated_database_is_one_line_then_traceback_on_request(manage, tmp_path):
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"}
-    result = manage("profiles_status", env=env)
-    assert result.returncode == 1
-    assert result.stderr.strip().splitlines() == [
-        result.stderr.strip(),
-    ]
-    assert "not migrated" in result.stderr and "manage.py migrate" in result.stderr
-    assert "Traceback" not in result.stderr
-    with_traceback = manage("profiles_status", "--traceback", env=env)
-    assert with_traceback.returncode == 1
-    assert "Traceback (most recent call last)" in with_traceback.stderr
-
-
-def test_unreachable_database_exits_75(manage):
-    # Refused: worth trying again later (a database that needs fixing: test_dbready.py).
-    result = manage("profiles_status", env={"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
-    assert result.returncode == 75, result.stderr
-    assert "cannot connect to database 'default'" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
-def test_settings_and_pythonpath_options(manage, tmp_path):
-    (tmp_path / "alt_settings.py").write_text(
-        textwrap.dedent("""
-        from cliproject.settings import *  # noqa: F403
-        ALT_SETTINGS_LOADED = True
-    """)
-    )
-    (tmp_path / "probe_settings.py").write_text("raise SystemExit('probe settings loaded')\n")
-    ok = manage(
-        "profiles_status", "--settings", "alt_settings", "--pythonpath", str(tmp_path), "--help"
-    )
-    assert ok.returncode == 0, ok.stderr
-    probe = manage("check", "--settings", "probe_settings", "--pythonpath", str(tmp_path))
-    assert "probe settings loaded" in probe.stderr
-    probe_ours = manage(
-        "profiles_status", "--settings", "probe_settings", "--pythonpath", str(tmp_path)
-    )
-    assert "probe settings loaded" in probe_ours.stderr
-
-
-def test_a_subcommand_usage_error_points_at_the_subcommand_help(manage):
-    result = manage("receivers", "off", "--for", "3x", "profiles.receivers.create_profile")
-    assert result.returncode == 2
-    assert "(see 'manage.py receivers off --help')" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1

@@ -64,16 +64,6 @@ def test_every_command_shows_the_table_in_its_help():
         assert command.epilog == EXIT_CODES_HELP, command.name
 
 
-def test_the_help_of_a_real_process_shows_the_table(manage):
-    result = manage("backfill_profiles", "--help")
-    assert result.returncode == 0, result.stderr
-    for code in ExitCode:
-        assert any(
-            line.split(maxsplit=1) == [str(int(code)), code.meaning]
-            for line in result.stdout.splitlines()
-        ), code
-
-
 def test_signal_codes_come_from_the_enum():
     assert ExitCode.for_signal(signal.SIGINT) == ExitCode.SIGINT == 130
     assert ExitCode.for_signal(signal.SIGTERM) == ExitCode.SIGTERM == 143
