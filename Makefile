@@ -1,10 +1,11 @@
-# Two commands for a fresh machine with Python 3.10+: `make demo` and `make test`.
+# Two commands for a fresh machine with Python 3.10+: `make demo` and `make test`
+# (`make test-fast` while editing: the tests that start no process).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +30,13 @@ demo: $(VENV)/.installed
 PYFLAGS ?=
 PYTEST_ARGS ?=
 
+# Everything: the in-process tests and the ones that start real processes (tests/system).
 test: $(VENV)/.installed
 	$(PY) $(PYFLAGS) -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: leaves out tests/system (marker `processes`); under a minute on SQLite.
+test-fast: $(VENV)/.installed
+	$(PY) $(PYFLAGS) -m pytest -m "not processes" $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

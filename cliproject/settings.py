@@ -10,54 +10,18 @@ import os
 from pathlib import Path
 from typing import Any
 
-import dj_database_url
 import django
-from django.core.exceptions import ImproperlyConfigured
+
+from cliproject.databases import databases_from_environment
+from cliproject.env import LONGEST_TIMEOUT_SECONDS, env_bool, env_int, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_bool(name: str, default: bool) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    if value.strip().lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.strip().lower() in {"0", "false", "no", "off", ""}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no, on/off).")
-
-
-def env_int(name: str, default: int, *, minimum: int, maximum: int | None = None) -> int:
-    """An integer setting; outside ``minimum``..``maximum`` it stops start-up naming ``name``."""
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
-    try:
-        number = int(value)
-    except ValueError:
-        number = None
-    if number is None or number < minimum or (maximum is not None and number > maximum):
-        raise ImproperlyConfigured(f"{name} must be a whole number {bounds}.")
-    return number
-
-
-# PostgreSQL takes lock_timeout and statement_timeout in milliseconds up to 2^31 - 1,
-# and SQLite's busy timeout overflows beyond that into "never wait": the longest
-# timeout every backend holds (about 24 days).
-LONGEST_TIMEOUT_SECONDS = (2**31 - 1) // 1000
-
 
 DEBUG = env_bool("DEBUG", True)
 
 # A development key is fine while DEBUG is on; with DEBUG off it must come from
 # the environment, and the error names the variable, never a value.
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off.")
-    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+SECRET_KEY = secret_key(debug=DEBUG)
 
 ALLOWED_HOSTS: list[str] = [h for h in os.environ.get("ALLOWED_HOSTS", "").split(",") if h]
 
@@ -115,70 +79,16 @@ BATCH_RETRIES = env_int("BATCH_RETRIES", 3, minimum=0)
 BATCH_RETRY_BACKOFF_SECONDS = 0.5
 
 
-def database_from_url(url: str) -> dict[str, Any]:
-    try:
-        config: dict[str, Any] = dict(dj_database_url.parse(url))
-    except Exception:
-        raise ImproperlyConfigured(
-            "DATABASE_URL is malformed; expected e.g. postgres://user@host:5432/name, "
-            "mysql://user@host:3306/name or sqlite:///path/to/db.sqlite3."
-        ) from None
-    engine = config.get("ENGINE", "")
-    if engine.rsplit(".", 1)[-1] not in {"sqlite3", "postgresql", "mysql"}:
-        raise ImproperlyConfigured(
-            "DATABASE_URL names an unsupported backend; use postgres://, mysql:// or sqlite://."
-        )
-    if not config.get("NAME"):
-        raise ImproperlyConfigured("DATABASE_URL has no database name.")
-    options: dict[str, Any] = config.setdefault("OPTIONS", {})
-    lock_timeout = DATABASE_LOCK_TIMEOUT_SECONDS
-    if engine.endswith("postgresql"):
-        # No startup parameter and no session SET: PgBouncer refuses the one
-        # ("unsupported startup parameter: options") and, in transaction mode,
-        # leaks the other to whichever client gets the server connection next.
-        # The timeouts are SET LOCAL in each batch's transaction (dbtools.batches).
-        options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
-    elif engine.endswith("mysql"):
-        options.setdefault("connect_timeout", DATABASE_CONNECT_TIMEOUT)
-        options.setdefault(
-            "init_command",
-            f"SET SESSION innodb_lock_wait_timeout={lock_timeout}, "
-            f"lock_wait_timeout={lock_timeout}",
-        )
-        options.setdefault("charset", "utf8mb4")
-        config["TEST"] = {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_unicode_ci"}
-    elif engine.endswith("sqlite3"):
-        # Several processes (cron runs, tests) share one file: wait for the
-        # writer instead of failing at once with "database is locked".
-        options.setdefault("timeout", DATABASE_LOCK_TIMEOUT_SECONDS)
-        # WAL lets readers go on while one process writes; IMMEDIATE takes the
-        # write lock when a transaction starts, so two writers queue instead of
-        # failing with "database is locked" when one upgrades a read.
-        options.setdefault("init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
-        options.setdefault("transaction_mode", "IMMEDIATE")
-        # A file, not memory, so subprocesses started by tests see the test database;
-        # TEST_DB_SUFFIX keeps concurrent test runs in one checkout apart.
-        suffix = os.environ.get("TEST_DB_SUFFIX", "")
-        config["TEST"] = {"NAME": str(BASE_DIR / f".test-db{suffix}.sqlite3")}
-    return config
-
-
-DATABASES = {
-    "default": database_from_url(
-        os.environ.get("DATABASE_URL") or f"sqlite:///{BASE_DIR / 'db.sqlite3'}"
-    ),
-}
-
-# The run locks of backfill_profiles and seed_users (dbtools.locks) are,
-# on PostgreSQL, transaction-scoped advisory locks held on a connection of their
-# own, which hold through a transaction pooler such as PgBouncer.
-# LOCK_DATABASE_URL gives backfill_profiles' lock a direct connection to the same
-# database where that cannot work (docs/operations.md, "The backfill's lock").
-BACKFILL_LOCK_DATABASE: str | None = None
-if os.environ.get("LOCK_DATABASE_URL"):
-    DATABASES["locks"] = database_from_url(os.environ["LOCK_DATABASE_URL"])
-    DATABASES["locks"]["TEST"] = {"MIRROR": "default"}
-    BACKFILL_LOCK_DATABASE = "locks"
+# DATABASE_URL, and LOCK_DATABASE_URL for backfill_profiles' run lock
+# (cliproject/databases.py; docs/operations.md, "The backfill's lock").
+_databases = databases_from_environment(
+    os.environ,
+    base_dir=BASE_DIR,
+    connect_timeout=DATABASE_CONNECT_TIMEOUT,
+    lock_timeout=DATABASE_LOCK_TIMEOUT_SECONDS,
+)
+DATABASES = _databases.databases
+BACKFILL_LOCK_DATABASE = _databases.backfill_lock_database
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -272,13 +272,33 @@ def _default_map(command: click.Command, values: dict[str, Any]) -> dict[str, An
     return default_map
 
 
-class DjangoClickCommand(click.Command):
+class _ParsedByPlainClick(click.Command):
+    """A CommandError raised while parsing (an option's callback) keeps its exit code
+    under plain click too; through Django (``obj`` is the ClickCommand) it stays a
+    CommandError, printed as Django prints one."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except CommandError as exc:
+            if isinstance(extra.get("obj"), ClickCommand):
+                raise
+            raise _CommandFailed(exc) from exc
+
+
+class DjangoClickCommand(_ParsedByPlainClick, click.Command):
     """A click command that knows its Django management command class."""
 
     django_command_class: type[ClickCommand]
 
 
-class DjangoClickGroup(click.Group):
+class DjangoClickGroup(_ParsedByPlainClick, click.Group):
     django_command_class: type[ClickCommand]
 
 

@@ -2,27 +2,54 @@ from __future__ import annotations
 
 import io
 import os
+import random
 import subprocess
-import sys
-from collections.abc import Callable
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connections
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Re-exported: tests import them from here (tests/helpers/processes.py is their home).
+from tests.helpers.processes import (
+    PROJECT_DIR,
+    SYSTEM_TESTS,
+    Environment,
+    child_environment,
+    completed,
+    database_url,
+)
+
+__all__ = [
+    "FAULT_SEED",
+    "PROJECT_DIR",
+    "child_environment",
+    "database_url",
+    "run_command",
+    "unreachable_database_url",
+]
+
+# The seed of the fault tests' random moments (tests/system/test_faults.py): printed in
+# the header, so FAULT_SEED=<it> replays a red run, or one test of it (see fault_random).
+FAULT_SEED = int(os.environ.get("FAULT_SEED") or time.time_ns() % 10**6)
 
 
 @pytest.fixture(autouse=True)
-def fresh_switch_cache() -> None:
-    """Each test reads receiver switches anew; a cached read must not leak between tests."""
+def fresh_switch_state() -> Iterator[None]:
+    """Each test starts, and leaves, as a new process would: no snapshot of the stored
+    receiver switches, no switch change waiting for its transaction to commit."""
     from switches import state
 
-    state.forget()
+    def reset() -> None:
+        state.forget()
+        state._uncommitted.clear()
+
+    reset()
+    yield
+    reset()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -42,11 +69,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     of PostgreSQL's COPY under SQLite, or of a required field under a user model
     that has none, is not such a test: CI runs it where it applies.
     """
-    system = PROJECT_DIR / "tests" / "system"
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
-        if item.path.is_relative_to(system):
+        if item.path.is_relative_to(SYSTEM_TESTS):
             item.add_marker(pytest.mark.processes)
         marks = list(item.iter_markers("applies_if"))
         (kept if all(mark.args[0] for mark in marks) else dropped).append(item)
@@ -56,30 +82,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    """Say which backend this run really uses, so CI output shows it."""
+    """Say which backend this run really uses, so CI output shows it, and the fault seed."""
     import django
     from django.conf import settings
 
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     return [
         f"django: {django.get_version()}, database backend: {engine}, "
-        f"user model: {settings.AUTH_USER_MODEL}"
+        f"user model: {settings.AUTH_USER_MODEL}",
+        f"fault seed: {FAULT_SEED} (FAULT_SEED={FAULT_SEED} replays the random moments)",
     ]
 
 
-def database_url(alias: str = "default") -> str:
-    """A DATABASE_URL for the database ``alias`` points at now (the test database in tests)."""
-    s = connections[alias].settings_dict
-    vendor = connections[alias].vendor
-    if vendor == "sqlite":
-        return f"sqlite:///{s['NAME']}"
-    scheme = {"postgresql": "postgres", "mysql": "mysql"}[vendor]
-    auth = quote(s["USER"] or "")
-    if s["PASSWORD"]:
-        auth += ":" + quote(s["PASSWORD"])
-    host = s["HOST"] or "127.0.0.1"
-    port = f":{s['PORT']}" if s["PORT"] else ""
-    return f"{scheme}://{auth}@{host}{port}/{s['NAME']}"
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int) -> None:
+    """The seed again after a red run: ``-q`` (CI) leaves the header out."""
+    if exitstatus == pytest.ExitCode.TESTS_FAILED:
+        terminalreporter.write_line(
+            f"fault seed: {FAULT_SEED}; replay with FAULT_SEED={FAULT_SEED}"
+        )
+
+
+@pytest.fixture
+def fault_random(request: pytest.FixtureRequest) -> random.Random:
+    """A random stream for one test, from FAULT_SEED and the test's id: the same moments
+    again whichever other tests run with it (``-k`` one red test)."""
+    return random.Random(f"{FAULT_SEED}:{request.node.nodeid}")
 
 
 def run_command(name: Any, *args: Any, **options: Any) -> tuple[str, str, int]:
@@ -92,17 +119,6 @@ def run_command(name: Any, *args: Any, **options: Any) -> tuple[str, str, int]:
         err.write(str(exc))
         code = exc.returncode
     return out.getvalue(), err.getvalue(), code
-
-
-def child_environment() -> dict[str, str]:
-    """What a child ``manage.py`` needs to use this run's test database and settings module."""
-    # Not settings.SETTINGS_MODULE: under pytest-django's ``settings`` fixture it is None.
-    # pytest-django puts the module it was given (ini or --ds) in the environment.
-    return {
-        "DATABASE_URL": database_url(),
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "cliproject.settings"),
-        "PYTHONUNBUFFERED": "1",
-    }
 
 
 def unreachable_database_url() -> str:
@@ -118,22 +134,11 @@ def unreachable_database_url() -> str:
 
 @pytest.fixture
 def manage() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """Run ``manage.py`` in a fresh process against the test database."""
+    """Run ``manage.py`` in a fresh process against the test database, to its end."""
 
     def run(
-        *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kwargs: Any
+        *args: str, env: Environment | None = None, timeout: float = 120, **kwargs: Any
     ) -> subprocess.CompletedProcess[str]:
-        full_env = {**os.environ, **child_environment()}
-        full_env.update(env or {})
-        return subprocess.run(
-            [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
-            cwd=PROJECT_DIR,
-            env=full_env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            stdin=subprocess.DEVNULL,
-            **kwargs,
-        )
+        return completed(*args, env=env, timeout=timeout, **kwargs)
 
     return run

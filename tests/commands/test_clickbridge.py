@@ -41,6 +41,17 @@ def refusing(cmd: ClickCommand, *, error: str) -> None:
     raise ConfigurationError("SEED_USERS_FIELD_VALUES['tenant'] is too long; fix the setting.")
 
 
+def _refuse_while_parsing(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise CommandError(f"--strict {value!r} is refused.", returncode=ExitCode.REFUSED)
+
+
+@django_command(name="strict")
+@click.option("--strict", callback=_refuse_while_parsing)
+def strict(cmd: ClickCommand, *, strict: str | None) -> None:
+    """A test command whose option callback refuses a value."""
+
+
 @django_command(name="on_a_database", database=True)
 def on_a_database(cmd: ClickCommand, *, database: str) -> None:
     """A test command that works on --database."""
@@ -60,6 +71,15 @@ def test_a_service_refusing_its_input_is_exit_2_or_78_with_its_message(error, co
     assert excinfo.value.returncode == code
     assert message in str(excinfo.value)
     assert len(str(excinfo.value).splitlines()) == 1
+
+
+def test_a_command_error_while_parsing_keeps_its_code_in_every_way_in():
+    with pytest.raises(CommandError) as excinfo:
+        call_command(strict.django_command_class(), strict="x")
+    assert excinfo.value.returncode == ExitCode.REFUSED
+    result = CliRunner().invoke(strict, ["--strict", "x"])
+    assert result.exit_code == ExitCode.REFUSED
+    assert "--strict 'x' is refused." in result.output
 
 
 def test_the_database_is_checked_before_the_leaf_runs(monkeypatch):

@@ -1,7 +1,12 @@
-"""``manage.py`` in a background process, and waiting on a condition, for multi-process tests.
+"""The one place tests start processes and wait on them: ``manage.py`` (or ``python -m``)
+in a child that uses this run's test database and settings, run to the end or in the
+background, and a poll that waits for a condition.
 
 Every process is reaped and its pipes closed whatever happens in the test
 (``python -X dev -W error::ResourceWarning`` in CI turns a leak into a failure).
+A test that starts one belongs under tests/system, where the ``processes``
+marker keeps it out of ``make test-fast``; started from anywhere else, it fails
+saying so (:func:`_check_caller`).
 """
 
 from __future__ import annotations
@@ -10,22 +15,87 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
 
-from tests.conftest import PROJECT_DIR, child_environment
+from django.db import connections
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent.parent
+SYSTEM_TESTS = PROJECT_DIR / "tests" / "system"
+
+# Overrides of a child's environment: a value of None removes the variable.
+Environment = Mapping[str, str | None]
 
 
-def manage_env(env: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment of a child ``manage.py``: the test database and this run's settings."""
-    return {**os.environ, **child_environment(), **(env or {})}
+def database_url(alias: str = "default") -> str:
+    """A DATABASE_URL for the database ``alias`` points at now (the test database in tests)."""
+    s = connections[alias].settings_dict
+    vendor = connections[alias].vendor
+    if vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"
+    scheme = {"postgresql": "postgres", "mysql": "mysql"}[vendor]
+    auth = quote(s["USER"] or "")
+    if s["PASSWORD"]:
+        auth += ":" + quote(s["PASSWORD"])
+    host = s["HOST"] or "127.0.0.1"
+    port = f":{s['PORT']}" if s["PORT"] else ""
+    return f"{scheme}://{auth}@{host}{port}/{s['NAME']}"
+
+
+def child_environment() -> dict[str, str]:
+    """What a child ``manage.py`` needs to use this run's test database and settings module."""
+    # Not settings.SETTINGS_MODULE: under pytest-django's ``settings`` fixture it is None.
+    # pytest-django puts the module it was given (ini or --ds) in the environment.
+    return {
+        "DATABASE_URL": database_url(),
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "cliproject.settings"),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def manage_env(env: Environment | None = None) -> dict[str, str]:
+    """The environment of a child: this one, the test database and settings, then ``env``."""
+    full = {**os.environ, **child_environment()}
+    for name, value in (env or {}).items():
+        if value is None:
+            full.pop(name, None)
+        else:
+            full[name] = value
+    return full
+
+
+def _command(args: tuple[str, ...], module: str | None) -> list[str]:
+    program = ["-m", module] if module else [str(PROJECT_DIR / "manage.py")]
+    return [sys.executable, *program, *args]
+
+
+def _check_caller(args: tuple[str, ...], module: str | None) -> None:
+    """Fail a test outside tests/system that starts a process, naming where it belongs."""
+    current = os.environ.get("PYTEST_CURRENT_TEST")  # "<node id> (setup|call|teardown)"
+    if current is None:
+        return
+    test = current.rsplit(" ", 1)[0]
+    if not (PROJECT_DIR / test.split("::", 1)[0]).resolve().is_relative_to(SYSTEM_TESTS):
+        program = f"python -m {module}" if module else "manage.py"
+        raise AssertionError(
+            f"{test} starts a process ({' '.join([program, *args[:1]])} ...): move it to "
+            "tests/system/ (marker 'processes', left out of make test-fast), or test it "
+            "in-process with call_command / run_command."
+        )
 
 
 @contextmanager
-def spawned(*args: str, env: dict[str, str] | None = None) -> Iterator[subprocess.Popen[str]]:
-    """``manage.py *args`` running in the background; killed if still running at the end."""
+def spawned(
+    *args: str, env: Environment | None = None, module: str | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """``manage.py *args`` (``python -m module *args``) in the background; killed if still
+    running at the end. Read its output with ``communicate()``, which closes the pipes."""
+    _check_caller(args, module)
     with subprocess.Popen(
-        [sys.executable, str(PROJECT_DIR / "manage.py"), *args],
+        _command(args, module),
         cwd=PROJECT_DIR,
         env=manage_env(env),
         stdin=subprocess.DEVNULL,
@@ -41,8 +111,32 @@ def spawned(*args: str, env: dict[str, str] | None = None) -> Iterator[subproces
             proc.communicate(timeout=60)  # drains and closes the pipes
 
 
+def completed(
+    *args: str,
+    env: Environment | None = None,
+    module: str | None = None,
+    timeout: float = 120,
+    **kwargs: Any,
+) -> subprocess.CompletedProcess[str]:
+    """``manage.py *args`` (``python -m module *args``) run to its end: code, stdout, stderr."""
+    _check_caller(args, module)
+    return subprocess.run(
+        _command(args, module),
+        cwd=PROJECT_DIR,
+        env=manage_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        **kwargs,
+    )
+
+
 def wait_until(
-    condition: Callable[[], bool], *procs: subprocess.Popen[str], timeout: float = 60
+    condition: Callable[[], bool],
+    *procs: subprocess.Popen[str],
+    timeout: float = 60,
+    interval: float = 0.02,
 ) -> None:
     """Poll ``condition`` until it holds; fail at once if one of ``procs`` exits meanwhile."""
     deadline = time.monotonic() + timeout
@@ -52,4 +146,4 @@ def wait_until(
                 out, err = proc.communicate()
                 raise AssertionError(f"exited with {proc.returncode} first: {out}{err}")
         assert time.monotonic() < deadline, "timed out waiting for the condition"
-        time.sleep(0.02)
+        time.sleep(interval)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import models
+from django.contrib.auth.hashers import make_password
+from django.core.management.color import no_style
+from django.db import connections, models
 
 
 def user_model() -> Any:
@@ -54,15 +56,37 @@ def create_user(i: int, prefix: str = "user", using: str = "default", **override
 
 
 def bulk_users(
-    count: int, prefix: str = "bulk", start: int = 0, using: str = "default"
+    count: int,
+    prefix: str = "bulk",
+    start: int = 0,
+    using: str = "default",
+    *,
+    start_pk: int | None = None,
 ) -> list[Any]:
-    """``count`` users inserted with bulk_create (no signal fires), read back with their pks."""
+    """``count`` users inserted with bulk_create (no signal fires), read back with their pks,
+    sorted by pk. ``start_pk``: integer keys from it on, as a fixture brings them."""
     model = user_model()
-    made = [new_user(i, prefix) for i in range(start, start + count)]
-    model._default_manager.db_manager(using).bulk_create(made, batch_size=1000)
-    names = [getattr(u, model.USERNAME_FIELD) for u in made]
-    found = users(using).filter(**{f"{model.USERNAME_FIELD}__in": names})
-    return list(found.order_by("pk"))
+    manager = model._default_manager.db_manager(using)
+    # One unusable password for all: hashing one per user costs more than the insert.
+    password = make_password(None)
+    made = [model(**user_fields(i, prefix), password=password) for i in range(start, start + count)]
+    if start_pk is not None:
+        for offset, user in enumerate(made):
+            user.pk = start_pk + offset
+    manager.bulk_create(made, batch_size=1000)
+    if start_pk is not None:
+        _reset_sequences(model, using)
+    # in_bulk reads in slices: SQLite binds at most 32766 values in one statement.
+    found = manager.in_bulk([u.get_username() for u in made], field_name=model.USERNAME_FIELD)
+    return sorted(found.values(), key=lambda user: user.pk)
+
+
+def _reset_sequences(model: Any, using: str) -> None:
+    """As loaddata does after explicit pks: PostgreSQL's sequence would hand them out again."""
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        for sql in connection.ops.sequence_reset_sql(no_style(), [model]):
+            cursor.execute(sql)
 
 
 def _has_field(model: Any, name: str) -> bool:

@@ -5,16 +5,6 @@ import pytest
 from switches import state
 
 
-@pytest.fixture(autouse=True)
-def fresh_switch_state():
-    """Each test starts as a new process would: no snapshot of the stored switches."""
-    state.forget()
-    state._uncommitted.clear()
-    yield
-    state.forget()
-    state._uncommitted.clear()
-
-
 @pytest.fixture
 def calls():
     from tests.switches import receivers

@@ -1,52 +1,33 @@
-"""Operations: connect timeouts, the lock connection, argument fuzzing, output hygiene."""
+"""What docs/operations.md promises an operator, in real manage.py processes: a server
+that never answers is given up within DATABASE_CONNECT_TIMEOUT (exit 75), LOCK_DATABASE_URL
+takes the backfill's lock on a connection of its own, and no command's output shows
+personal data or secrets ("Output hygiene").
+
+Random argument lists (exit 2, nothing written) are fed in-process:
+tests/commands/test_argument_lists.py. Faults: tests/system/test_faults.py.
+"""
 
 from __future__ import annotations
 
-import io
 import json
 import secrets
 import socket
 import time
-from contextlib import redirect_stdout
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import load_command_class
-from django.db import connection, connections
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from django.db import connection
 
 from commands.exitcodes import ExitCode
 from dbtools.locks import database_lock
 from profiles.models import Profile
-from seeding.models import SeedRun
-from seeding.services import users_seed
-from switches.models import ReceiverSwitch
-from tests.conftest import database_url, unreachable_database_url
+from tests.conftest import unreachable_database_url
+from tests.helpers.processes import database_url
+from tests.helpers.users import bulk_users
 
 User = get_user_model()
 
 EXIT_CODES = {int(code) for code in ExitCode}
-COMMANDS = [
-    "profiles_status",
-    "seed_users",
-    "backfill_profiles",
-    "purge_seeded",
-    "receivers",
-    "signal_matrix",
-]
-
-
-def bulk_users(count: int) -> None:
-    users_seed(
-        count=count,
-        via="bulk",
-        batch_size=5000,
-        seed=5,
-        locales=["en_US"],
-        password=None,
-        using="default",
-    )
 
 
 # -- connect timeout --
@@ -89,101 +70,6 @@ def test_lock_database_url_takes_the_lock_on_its_own_connection(manage):
     broken = manage("backfill_profiles", env=refused)
     assert broken.returncode == 75, broken.stderr  # one that needs fixing: test_dbready.py
     assert "cannot connect to database 'locks'" in broken.stderr
-
-
-# -- random argument lists --
-
-TOKENS = [
-    "--format",
-    "json",
-    "text",
-    "markdown",
-    "xml",
-    "--database",
-    "default",
-    "nope",
-    "--batch-size",
-    "0",
-    "1",
-    "-1",
-    "7",
-    "--limit",
-    "--dry-run",
-    "--check",
-    "--shard",
-    "1/2",
-    "3/2",
-    "x/y",
-    "--max-seconds",
-    "0.01",
-    "--wait",
-    "0",
-    "--no-lock",
-    "-v",
-    "2",
-    "3",
-    "--verbosity",
-    "--via",
-    "save",
-    "bulk",
-    "--seed",
-    "--locale",
-    "xx_XX",
-    "de_DE",
-    "--mute",
-    "profiles.receivers.create_profile",
-    "profiles.receivers.nope",
-    "--password-file",
-    "/nonexistent",
-    "--password",
-    "--force",
-    "--no-input",
-    "list",
-    "off",
-    "on",
-    "--all",
-    "--for",
-    "2h",
-    "0s",
-    "--reason",
-    "--by",
-    "--no-color",
-    "--help",
-    "--",
-    "=",
-]
-ARGUMENTS = st.lists(
-    st.one_of(st.sampled_from(TOKENS), st.text(alphabet="abcxyz-_=./ ", max_size=6)),
-    max_size=7,
-)
-
-
-def row_counts() -> tuple[int, ...]:
-    return tuple(m.objects.count() for m in (User, Profile, SeedRun, ReceiverSwitch))
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("name", COMMANDS)
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(arguments=ARGUMENTS)
-def test_any_argument_list_exits_cleanly_and_a_bad_one_writes_nothing(
-    name, arguments, capsys, monkeypatch
-):
-    # run_from_argv closes every connection at the end, as a process exit would;
-    # here that would close the test's own transaction.
-    monkeypatch.setattr(connections, "close_all", lambda: None)
-    before = row_counts()
-    command = load_command_class("commands", name)
-    with redirect_stdout(io.StringIO()), pytest.raises(SystemExit) as exit_info:
-        command.run_from_argv(["manage.py", name, *arguments])
-    code = exit_info.value.code
-    err = capsys.readouterr().err
-    assert code in EXIT_CODES, (arguments, code, err)
-    assert "Traceback" not in err
-    if code == 2:
-        assert row_counts() == before, arguments
 
 
 # -- nothing secret in the output --

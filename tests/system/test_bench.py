@@ -1,34 +1,28 @@
-"""python -m bench in a real process, against a throwaway copy of the test database."""
+"""python -m bench and python -m bench.switch_cost in real processes: the bench against a
+throwaway copy of the test database, the switch cost on a database of its own (smoke tests,
+never timed)."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
 
 from bench import registry
-from tests.conftest import PROJECT_DIR, database_url
+from tests.helpers.processes import completed
 
 User = get_user_model()
 
 
-def bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "DATABASE_URL": database_url(), **(env or {})}
-    full_env.pop("DJANGO_SETTINGS_MODULE", None)  # python -m bench defaults it
-    return subprocess.run(
-        [sys.executable, "-m", "bench", *args],
-        cwd=PROJECT_DIR,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+def bench(
+    *args: str, env: dict[str, str] | None = None, module: str = "bench"
+) -> subprocess.CompletedProcess[str]:
+    # The test database's URL; no DJANGO_SETTINGS_MODULE: python -m bench defaults it.
+    return completed(*args, module=module, env={"DJANGO_SETTINGS_MODULE": None, **(env or {})})
 
 
 def database_exists(name: str) -> bool:
@@ -80,3 +74,11 @@ def test_unreachable_server_exits_75_with_the_next_step():
     assert proc.returncode == 75
     assert "cannot create the throwaway database 'bench_none'" in proc.stderr
     assert "check DATABASE_URL" in proc.stderr
+
+
+def test_switch_cost_runs_in_a_real_process():
+    result = bench("--sends", "20", "--repeat", "2", module="bench.switch_cost")
+    assert result.returncode == 0, result.stderr
+    variants = [line.split()[0] for line in result.stdout.splitlines()[2:]]
+    assert variants == ["plain", "switch", "switch", "muted", "no"]
+    assert "medians of 2 repetitions of 20 sends" in result.stdout

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import Future
 from typing import Any
 
 from django.db.backends.base.base import BaseDatabaseWrapper
+
+from tests.helpers.processes import wait_until
 
 # The lock view: is this session waiting for a lock now?
 _WAITING = {
@@ -14,6 +15,13 @@ _WAITING = {
     "mysql": "SELECT trx_state = 'LOCK WAIT' FROM information_schema.INNODB_TRX "
     "WHERE trx_mysql_thread_id = %s",
 }
+
+# The sessions of the database besides the one asking (client sessions only on
+# PostgreSQL: an autovacuum worker has a database too).
+
+# InnoDB refreshes INNODB_TRX only once it has gone unread for 0.1 s: read more
+# often, and every read gets the same stale copy.
+_MYSQL_READ_EVERY = 0.15
 
 
 def session_id(connection: BaseDatabaseWrapper) -> int | None:
@@ -40,15 +48,15 @@ def wait_until_waiting(
     """
     if session is None:
         return
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def waiting() -> bool:
         with observer.cursor() as cursor:
             cursor.execute(_WAITING[observer.vendor], [session])
             row = cursor.fetchone()
         if row and row[0]:
-            return
+            return True
         assert not work.done(), f"finished without waiting for a lock: {work.result()!r}"
-        assert time.monotonic() < deadline, f"session {session} never waited for a lock"
-        # InnoDB refreshes INNODB_TRX only once it has gone unread for 0.1 s: a
-        # faster poll would keep reading the same stale copy.
-        time.sleep(0.15)
+        return False
+
+    interval = _MYSQL_READ_EVERY if observer.vendor == "mysql" else 0.02
+    wait_until(waiting, timeout=timeout, interval=interval)

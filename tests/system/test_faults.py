@@ -1,11 +1,17 @@
 """Fault injection: break things on purpose, against real processes and the real database.
 
 Each test runs on the backend of the run (SQLite file, PostgreSQL or MariaDB in CI).
+The random moments come from ``fault_random`` (tests/conftest.py): pytest's header
+prints the seed, and ``FAULT_SEED=<seed>`` replays a red run, or one test of it.
+
+SIGTERM and SIGKILL of the commands in ordinary runs are also tested in
+tests/system/test_backfill_profiles.py and test_seed_users.py; the cases here add
+what those do not check: random moments, a signal during a retry's backoff, the
+stop's promptness and its one line, and that a rerun resumes to the same result.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -21,11 +27,13 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection, connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from profiles import sql
 from profiles.models import Profile
-from profiles.services import profiles_create_missing
+from profiles.services import profile_defaults
 from seeding.generator import FakeUsers
-from seeding.services import users_seed
-from tests.helpers.processes import spawned, wait_until
+from tests.helpers.processes import completed, spawned, wait_until
+from tests.helpers.users import bulk_users
+from tests.profiles.coverage import assert_every_user_has_exactly_one_profile
 
 User = get_user_model()
 
@@ -37,21 +45,8 @@ SERVER_BACKEND = not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    with spawned(*args, env=env) as proc:
-        out, err = proc.communicate(timeout=180)
-    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
-
-
-def bulk_users(count: int) -> None:
-    users_seed(
-        count=count,
-        via="bulk",
-        batch_size=5000,
-        seed=99,
-        locales=["en_US"],
-        password=None,
-        using="default",
-    )
+    """A command to its end; a rerun that seeds 200,000 users takes a while on a busy box."""
+    return completed(*args, env=env, timeout=180)
 
 
 def one_line(stderr: str) -> str:
@@ -59,12 +54,6 @@ def one_line(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
-
-
-def assert_every_user_has_exactly_one_profile() -> None:
-    users = User.objects.count()
-    assert Profile.objects.count() == users
-    assert Profile.objects.values("user").distinct().count() == users
 
 
 @contextmanager
@@ -193,8 +182,13 @@ def test_ordinary_user_updates_during_a_backfill_batch():
     def batch_in_flight() -> int:
         try:
             with transaction.atomic():
-                created = profiles_create_missing(
-                    using="default", first_pk=1, last_pk=10**12, leave_users_unlocked=True
+                # As a backfill batch inserts: MySQL leaves the users unlocked.
+                created = sql.insert_missing(
+                    connections["default"],
+                    values=profile_defaults(),
+                    first_pk=1,
+                    last_pk=10**12,
+                    strategy=sql.Strategy(user_locks=False),
                 )
                 inserted.set()
                 release.wait(timeout=30)
@@ -273,13 +267,13 @@ if SERVER_BACKEND:  # SQLite has no server to lose; its lock faults are tested a
 
 # -- SIGKILL at a random moment --
 
-RANDOM = random.Random(int(os.environ.get("FAULT_SEED", time.time_ns() % 10**6)))
-
 
 @pytest.mark.parametrize("attempt", range(2))
-def test_seed_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(attempt):
+def test_seed_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(
+    attempt, fault_random: random.Random
+):
     # A random moment: once a random share of the work is committed.
-    target = RANDOM.randrange(500, 120000)
+    target = fault_random.randrange(500, 120000)
     with spawned("seed_users", "200000", "--seed", "21", "--batch-size", "500") as proc:
         wait_until(lambda: User.objects.count() >= target, proc)
         proc.kill()
@@ -292,9 +286,11 @@ def test_seed_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(atte
 
 
 @pytest.mark.parametrize("attempt", range(2))
-def test_backfill_killed_at_a_random_moment_leaves_no_lock_and_a_rerun_completes(attempt):
+def test_backfill_killed_at_a_random_moment_leaves_no_lock_and_a_rerun_completes(
+    attempt, fault_random: random.Random
+):
     bulk_users(60000)
-    target = RANDOM.randrange(250, 40000)
+    target = fault_random.randrange(250, 40000)
     with spawned("backfill_profiles", "--batch-size", "250") as proc:
         wait_until(lambda: Profile.objects.count() >= target, proc)
         proc.kill()
@@ -303,39 +299,3 @@ def test_backfill_killed_at_a_random_moment_leaves_no_lock_and_a_rerun_completes
     rerun = run("backfill_profiles", "--format", "json")  # takes the lock at once
     assert rerun.returncode == 0, rerun.stderr
     assert_every_user_has_exactly_one_profile()
-
-
-# -- SIGTERM --
-
-
-@pytest.mark.parametrize(
-    ("args", "progress", "batch"),
-    [
-        (["backfill_profiles", "--batch-size", "250"], lambda: Profile.objects.count() >= 500, 250),
-        (
-            ["seed_users", "200000", "--seed", "31", "--batch-size", "500"],
-            lambda: User.objects.count() >= 1000,
-            500,
-        ),
-    ],
-    ids=["backfill_profiles", "seed_users"],
-)
-def test_sigterm_stops_within_a_batch_and_a_rerun_resumes(args, progress, batch):
-    if args[0] == "backfill_profiles":
-        bulk_users(60000)
-    with spawned(*args) as proc:
-        wait_until(progress, proc)
-        proc.send_signal(signal.SIGTERM)
-        sent = time.monotonic()
-        _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 143, err
-    assert time.monotonic() - sent < 5
-    assert "interrupted" in one_line(err)
-    model = Profile if args[0] == "backfill_profiles" else User
-    assert model.objects.count() % batch == 0
-    rerun = run(*args)
-    assert rerun.returncode == 0, rerun.stderr
-    if args[0] == "backfill_profiles":
-        assert_every_user_has_exactly_one_profile()
-    else:
-        assert User.objects.count() == 200000

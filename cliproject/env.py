@@ -1,0 +1,65 @@
+"""Typed settings read from the environment: a bad value stops start-up naming the variable.
+
+Plain functions of a mapping (``os.environ`` by default), so tests call them
+in-process with a dict instead of starting ``manage.py`` for every value. Each
+error names the variable and never its value: the value may be a secret, and
+``manage.py`` prints the message as it is (one line, exit 78).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from django.core.exceptions import ImproperlyConfigured
+
+# PostgreSQL takes lock_timeout and statement_timeout in milliseconds up to 2^31 - 1,
+# and SQLite's busy timeout overflows beyond that into "never wait": the longest
+# timeout every backend holds (about 24 days).
+LONGEST_TIMEOUT_SECONDS = (2**31 - 1) // 1000
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_bool(name: str, default: bool, *, environ: Mapping[str, str] = os.environ) -> bool:
+    value = environ.get(name)
+    if value is None:
+        return default
+    if value.strip().lower() in _TRUE:
+        return True
+    if value.strip().lower() in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false, yes/no, on/off).")
+
+
+def env_int(
+    name: str,
+    default: int,
+    *,
+    minimum: int,
+    maximum: int | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> int:
+    """An integer setting; outside ``minimum``..``maximum`` it stops start-up naming ``name``."""
+    value = environ.get(name)
+    if value is None or value == "":
+        return default
+    bounds = f"from {minimum} to {maximum}" if maximum is not None else f"of at least {minimum}"
+    try:
+        number = int(value)
+    except ValueError:
+        number = None
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        raise ImproperlyConfigured(f"{name} must be a whole number {bounds}.")
+    return number
+
+
+def secret_key(*, debug: bool, environ: Mapping[str, str] = os.environ) -> str:
+    """SECRET_KEY from the environment; a development key only while DEBUG is on."""
+    key = environ.get("SECRET_KEY", "")
+    if key:
+        return key
+    if not debug:
+        raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off.")
+    return "django-insecure-development-only-key-do-not-use-in-production"
