@@ -25,14 +25,13 @@ def format_option(
     )
 
 
-# The largest batch every backend can bind as a LIMIT or OFFSET (a signed 64-bit integer).
-MAX_BATCH_SIZE = 2**63 - 1
-
-
-def batch_size_option(*, default: int | None, help: str) -> Callable[[F], F]:
+def batch_size_option(
+    *, default: int | None, help: str, max: int | None = None
+) -> Callable[[F], F]:
+    """``--batch-size``: at least 1, and at most ``max`` where the service cannot take more."""
     return click.option(
         "--batch-size",
-        type=click.IntRange(min=1, max=MAX_BATCH_SIZE),
+        type=click.IntRange(min=1, max=max),
         default=default,
         show_default=default is not None,
         help=help,

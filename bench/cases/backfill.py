@@ -14,8 +14,8 @@ from django.db import connections, transaction
 from django.utils import timezone
 
 from bench.registry import case
+from profiles.backfill import default_batch_size, profiles_backfill
 from profiles.models import Profile
-from profiles.services import default_batch_size, profiles_backfill
 from seeding.services import users_seed
 
 GROUP = "backfill_profiles"
@@ -26,13 +26,25 @@ _seeds = itertools.count(1)
 
 
 def users_without_profiles(size: int, using: str) -> dict[str, Any]:
-    users_seed(count=size, via="bulk", batch_size=20000, seed=next(_seeds), locales=["en_US"],
-               password=None, using=using)  # fmt: skip
+    users_seed(
+        count=size,
+        via="bulk",
+        batch_size=20000,
+        seed=next(_seeds),
+        locales=["en_US"],
+        password=None,
+        using=using,
+    )
     return {}
 
 
-@case("backfill_raw_insert_select", group=GROUP, reference=True,
-      setup=users_without_profiles, counts=Profile)  # fmt: skip
+@case(
+    "backfill_raw_insert_select",
+    group=GROUP,
+    reference=True,
+    setup=users_without_profiles,
+    counts=Profile,
+)
 def backfill_raw_insert_select(size: int, using: str) -> int:
     """One raw INSERT ... SELECT over every user in one transaction: the limit."""
     connection = connections[using]

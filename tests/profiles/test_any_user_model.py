@@ -9,43 +9,29 @@ field. Users come only from tests/helpers/users.py; nothing here assumes a
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from django.core.management.color import no_style
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection
 
-from profiles import services
+from profiles.backfill import _Batches, profiles_backfill
 from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
-from profiles.services import profile_ensure, profiles_backfill, welcome_email_send
+from profiles.services import profile_ensure, welcome_email_send
 from profiles.sharding import Shard, user_pk_is_integer
+from profiles.sql import in_pk_order
 from tests.conftest import run_command
 from tests.helpers.users import bulk_users, create_user, new_user, user_fields, user_model, users
+from tests.profiles.coverage import (
+    assert_every_user_has_exactly_one_profile,
+    json_pk,
+    users_with_gaps,
+)
 from tests.profiles.plans import rows_read
 
 pytestmark = pytest.mark.any_user_model
 
 SERVER_BACKEND = connection.vendor != "sqlite"
-
-
-def users_with_gaps(count: int, prefix: str = "bulk") -> list[Any]:
-    """``count`` users without a profile, every third one deleted again: gaps in the pks."""
-    made = bulk_users(count, prefix)
-    users().filter(pk__in=[u.pk for u in made[::3]]).delete()
-    return [u for i, u in enumerate(made) if i % 3]
-
-
-def assert_every_user_has_exactly_one_profile() -> None:
-    every = set(users().values_list("pk", flat=True))
-    assert set(Profile.objects.values_list("user_id", flat=True)) == every
-    assert Profile.objects.count() == len(every)
-
-
-def json_pk(pk):
-    """A pk as the command's JSON gives it back."""
-    return json.loads(json.dumps(pk, cls=DjangoJSONEncoder))
 
 
 # -- the receivers --
@@ -112,6 +98,7 @@ def test_backfill_creates_exactly_the_missing_profiles_in_several_batches():
         u.pk for u in with_one
     }
     assert backfill().created == 0
+    assert_every_user_has_exactly_one_profile()
 
 
 @pytest.mark.django_db
@@ -119,6 +106,7 @@ def test_limit_is_exact_and_a_rerun_resumes():
     without = users_with_gaps(45)
     result = backfill(limit=11)
     assert (result.created, result.stopped) == (11, "limit")
+    assert Profile.objects.count() == 11
     assert users_without_profile_count(using="default") == len(without) - 11
     assert backfill().created == len(without) - 11
     assert_every_user_has_exactly_one_profile()
@@ -137,11 +125,16 @@ def test_jobs_create_each_profile_once():
     without = users_with_gaps(300)
     create_user(0, "signup")
     seen = []
-    result = backfill(batch_size=11, jobs=2, on_batch=lambda done, total: seen.append(done))
+    result = backfill(
+        batch_size=11, jobs=2, on_batch=lambda done, total: seen.append((done, total))
+    )
     assert result.jobs == (2 if SERVER_BACKEND else 1)  # SQLite: one writer
     assert result.created == len(without)
     assert result.last_pk == result.max_pk == users().order_by("pk").last().pk
-    assert seen == sorted(seen) and seen[-1] == users().count()
+    # Progress: once a batch, never going back, ending at the total.
+    assert len(seen) == result.batches
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[-1] == (users().count(), users().count())
     assert_every_user_has_exactly_one_profile()
     assert backfill(jobs=2).created == 0
 
@@ -177,9 +170,9 @@ def test_a_batch_lookup_walks_the_pk_index():
     planned ``ORDER BY pk LIMIT 2 OFFSET n`` as a scan of the whole range and a
     sort, ten times the time of walking the index."""
     bulk_users(3000)
-    walk = services._Batches(using="default", batch_size=100, count_users=False, look_ahead=False)
+    walk = _Batches(using="default", batch_size=100, count_users=False, look_ahead=False)
     sql, params = walk.lookup_query(None).query.sql_with_params()  # the first: the whole table
-    with services._in_pk_order(connection), connection.cursor() as cursor:
+    with in_pk_order(connection), connection.cursor() as cursor:
         if connection.vendor == "sqlite":
             cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
             steps = [row[-1] for row in cursor.fetchall()]
@@ -213,6 +206,7 @@ def test_check_and_dry_run_count_the_missing_profiles():
     out, err, code = run_command("backfill_profiles", "--check")
     assert code == 1 and out == ""
     assert f"{len(without)} user(s) lack a profile" in err
+    assert Profile.objects.count() == 1
     out, _, code = run_command("backfill_profiles", dry_run=True, limit=5, format="json")
     assert code == 0
     assert json.loads(out) == {
@@ -244,18 +238,3 @@ def test_shard_needs_an_integer_pk():
             assert "is not an integer" in err and "--shard" in err
             assert err.strip().count("\n") == 0
         assert Profile.objects.count() == 0
-
-
-@pytest.mark.django_db(transaction=True)  # a real process sees only committed users
-def test_a_real_run_with_two_jobs(manage):
-    without = users_with_gaps(200)
-    create_user(0, "signup")
-    result = manage("backfill_profiles", "--batch-size", "9", "--jobs", "2", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
-    assert data["jobs"] == (2 if SERVER_BACKEND else 1)
-    assert data["created"] == len(without)
-    assert data["last_pk"] == data["max_pk"] == json_pk(users().order_by("pk").last().pk)
-    assert_every_user_has_exactly_one_profile()
-    rerun = manage("backfill_profiles", "--check")
-    assert (rerun.returncode, rerun.stdout.strip()) == (0, "Every user has a profile.")

@@ -6,33 +6,21 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management.color import no_style
 from django.db import OperationalError, connection, connections
 
-from profiles import services
+from profiles import sql
+from profiles.backfill import _Backfill, profiles_backfill
 from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
-from profiles.services import profiles_backfill, profiles_create_missing_sql
+from profiles.services import profile_defaults
 from profiles.sharding import Shard
+from tests.helpers.locking import session_id, wait_until_waiting
 from tests.helpers.stopping import StopAtCheck
-from tests.profiles.locking import session_id, wait_until_waiting
+from tests.helpers.users import bulk_users
 
 User = get_user_model()
 
 pytestmark = pytest.mark.django_db
-
-
-def bulk_users(count: int, start_pk: int | None = None) -> None:
-    if start_pk is None:
-        User.objects.bulk_create([User(username=f"bulk{i}") for i in range(count)])
-    else:
-        User.objects.bulk_create(
-            [User(pk=start_pk + i, username=f"pk{start_pk + i}") for i in range(count)]
-        )
-        # As loaddata does: PostgreSQL's sequence would hand out these pks again.
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(no_style(), [User]):
-                cursor.execute(sql)
 
 
 def backfill_in_own_connection(sessions: queue.Queue[int | None] | None = None, **kwargs):
@@ -50,31 +38,12 @@ def backfill(**kwargs):
     return profiles_backfill(using="default", **kwargs)
 
 
-def test_backfill_creates_missing_profiles_and_is_idempotent():
-    bulk_users(50)
-    User.objects.create_user("has_one")
-    first = backfill()
-    assert first.created == 50 and first.stopped is None
-    assert Profile.objects.count() == 51
-    second = backfill()
-    assert second.created == 0
-    assert Profile.objects.count() == 51
-
-
 def test_backfill_skips_pk_gaps_with_few_batches():
     bulk_users(10, start_pk=1)
-    bulk_users(10, start_pk=1_000_000)
+    bulk_users(10, "far", start_pk=1_000_000)
     result = backfill(batch_size=10)
     assert result.created == 20
     assert result.batches == 2  # the million-wide gap costs one index lookup, not 100k batches
-
-
-def test_limit_is_exact_and_a_rerun_resumes():
-    bulk_users(30)
-    result = backfill(limit=11)
-    assert (result.created, result.stopped) == (11, "limit")
-    assert Profile.objects.count() == 11
-    assert backfill().created == 19
 
 
 def test_max_seconds_stops_after_the_batch_in_flight():
@@ -131,7 +100,7 @@ def test_empty_table():
 @pytest.mark.django_db(transaction=True)  # worker threads use connections of their own
 def test_jobs_create_each_profile_once_and_cover_the_whole_table():
     bulk_users(500, start_pk=1)
-    bulk_users(500, start_pk=100_000)
+    bulk_users(500, "far", start_pk=100_000)
     User.objects.create_user("has_one")
     result = backfill(batch_size=37, jobs=2)
     assert result.jobs == (1 if connection.vendor == "sqlite" else 2)  # SQLite: one writer
@@ -139,16 +108,6 @@ def test_jobs_create_each_profile_once_and_cover_the_whole_table():
     assert Profile.objects.count() == Profile.objects.values("user").distinct().count() == 1001
     assert result.last_pk == result.max_pk == User.objects.order_by("pk").last().pk
     assert backfill(jobs=2).created == 0
-
-
-@pytest.mark.django_db(transaction=True)
-def test_jobs_report_progress_that_never_goes_back():
-    bulk_users(400)
-    seen = []
-    backfill(batch_size=10, jobs=2, on_batch=lambda done, total: seen.append((done, total)))
-    assert len(seen) == 40
-    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
-    assert seen[-1][0] == seen[-1][1] == 400
 
 
 @pytest.mark.django_db(transaction=True)  # outside a transaction, where jobs could run
@@ -163,14 +122,14 @@ def test_an_error_in_one_job_stops_the_others_and_is_raised(monkeypatch):
     bulk_users(300)
     calls = []
 
-    def failing_batch(**kwargs):
-        calls.append(kwargs["last_pk"])
+    def failing_batch(self, batch):
+        calls.append(batch.last_pk)
         if len(calls) == 3:
             raise OperationalError("server closed the connection unexpectedly")
-        return real_batch(**kwargs)
+        return real_batch(self, batch)
 
-    real_batch = services._backfill_batch
-    monkeypatch.setattr(services, "_backfill_batch", failing_batch)
+    real_batch = _Backfill._create
+    monkeypatch.setattr(_Backfill, "_create", failing_batch)
     with pytest.raises(OperationalError, match="server closed"):
         backfill(batch_size=10, jobs=2)
     assert len(calls) < 30  # nobody claimed the rest
@@ -186,22 +145,24 @@ def test_a_profile_committed_while_a_batch_waits_for_it_is_neither_duplicated_no
     index makes it wait for the other writer, then fail, then rerun with it."""
     bulk_users(50)
     contested = User.objects.order_by("pk")[20]
-    attempts = []
-    real_create_missing = services.profiles_create_missing
+    attempts = []  # whether each attempt left the conflict clause out ("optimistic")
+    real_insert_missing = sql.insert_missing
 
-    def create_missing(**kwargs):
-        attempts.append(kwargs["optimistic"])
-        return real_create_missing(**kwargs)
+    def insert_missing(connection, **kwargs):
+        attempts.append(not kwargs["strategy"].conflict_clause)
+        return real_insert_missing(connection, **kwargs)
 
     other = connections.create_connection("default")
     try:
         other.set_autocommit(False)
         other.ensure_connection()
         with other.cursor() as cursor:  # a receiver's profile, not yet committed
-            cursor.execute(*profiles_create_missing_sql(
-                other, first_pk=contested.pk, last_pk=contested.pk))  # fmt: skip
+            statement = sql.insert_missing_sql(
+                other, values=profile_defaults(), first_pk=contested.pk, last_pk=contested.pk
+            )
+            cursor.execute(*statement)
         with ThreadPoolExecutor(1) as pool, pytest.MonkeyPatch.context() as patch:
-            patch.setattr(services, "profiles_create_missing", create_missing)
+            patch.setattr(sql, "insert_missing", insert_missing)
             sessions: queue.Queue = queue.Queue()
             running = pool.submit(backfill_in_own_connection, sessions, batch_size=100)
             # The batch waits on the other writer's row.

@@ -10,6 +10,7 @@ from django.db.models.signals import post_save
 
 from profiles import receivers
 from profiles.models import Profile
+from tests.conftest import run_command
 
 User = get_user_model()
 
@@ -133,8 +134,8 @@ def user_rows():
     }
 
 
-@pytest.mark.django_db(transaction=True, reset_sequences=True)  # a real process; pks from 1
-def test_demo_fixture_leaves_existing_users_with_the_same_pks_and_names_alone(manage):
+@pytest.mark.django_db(transaction=True, reset_sequences=True)  # pks from 1
+def test_demo_fixture_leaves_existing_users_with_the_same_pks_and_names_alone():
     """Regression: the fixture's users had pks 1-3 (and the plain names), so loaddata
     overwrote whichever users a database already had there."""
     for name, first in [("ada", "Ada"), ("grace", "Grace"), ("alan", "Alan")]:
@@ -143,9 +144,9 @@ def test_demo_fixture_leaves_existing_users_with_the_same_pks_and_names_alone(ma
     before = user_rows()
     assert sorted(before) == [1, 2, 3]
     for _ in range(2):  # loading twice changes nothing more than loading once
-        result = manage("loaddata", "demo")
-        assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == "Installed 6 object(s) from 1 fixture(s)"
+        out, err, code = run_command("loaddata", "demo")
+        assert code == 0, err
+        assert out.strip() == "Installed 6 object(s) from 1 fixture(s)"
         after = user_rows()
         assert {pk: after[pk] for pk in before} == before
         demo = User.objects.filter(username__in=DEMO_USERNAMES)

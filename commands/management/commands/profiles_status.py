@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from commands.clickbridge import ClickCommand, django_command
-from commands.dbready import database_ready
 from commands.options import format_option
+from commands.render import figures, write_json
 from profiles.selectors import profile_coverage
 
 
@@ -18,19 +16,10 @@ def command(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     Users created through bulk_create, raw SQL or with the profile receiver
     switched off have none; 'manage.py backfill_profiles' creates them.
     """
-    database_ready(using=database)
     coverage = profile_coverage(using=database)
     if output_format == "json":
-        cmd.stdout.write(
-            json.dumps(
-                {
-                    "database": database,
-                    "users": coverage.users,
-                    "with_profile": coverage.with_profile,
-                    "without_profile": coverage.without_profile,
-                }
-            )
-        )
+        counts = figures(coverage, "users", "with_profile", "without_profile")
+        write_json(cmd, {"database": database, **counts})
     elif cmd.verbosity >= 1:
         cmd.stdout.write(
             f"{coverage.users} user(s): {coverage.with_profile} with a profile, "
