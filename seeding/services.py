@@ -1,4 +1,4 @@
-"""Writes: seed fake users, and purge them again.
+"""Writes: seed fake users.
 
 ``--via bulk`` inserts each batch with the driver's bulk path (``COPY`` on
 PostgreSQL, ``executemany`` elsewhere) inside one transaction: no ``save()``,
@@ -7,11 +7,9 @@ preparation that caps ``bulk_create`` near 20k rows/s. ``--via save`` calls
 ``save()`` on each user, so every receiver runs.
 
 Every user a run creates is recorded as a ``SeededUser`` row in the same
-transaction, and purging deletes exactly those users: never a user whose
-name merely looks seeded. Each run holds a lock of its own for its whole life
-(``seed_users:run<N>``), so a run in progress is never resumed by another
-process, nor purged under its feet; a run whose process died leaves its lock
-free, and a rerun with the same arguments resumes it.
+transaction, so purging (:mod:`seeding.purge`) deletes exactly those users.
+Which run a process works on, and the lock that keeps it its own, is
+:mod:`seeding.runs`.
 """
 
 from __future__ import annotations
@@ -20,31 +18,28 @@ import functools
 import secrets
 import signal
 import time
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import ExitStack
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
-from django.db import IntegrityError, connections, transaction
-from django.db.models import Field, Max, Q
+from django.db import connections
+from django.db.models import Field, Max
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
 from dbtools.batches import BatchAbandoned, run_batch
-from dbtools.locks import LockHeld, database_lock
 from dbtools.stopping import StopReason, StopRequest
-from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
 from seeding.errors import SeedArgumentError
-from seeding.generator import FakeUser, FakeUsers, username_prefix
+from seeding.generator import FakeUser, FakeUsers
 from seeding.inserts import bulk_insert_batch, save_batch
-from seeding.models import SeededUser, SeedRun
+from seeding.models import SeedRun
+from seeding.runs import RunArguments, run_claimed, run_finish, run_members
 from seeding.userfields import UserColumns, user_columns
 
 Via = Literal["save", "bulk"]
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -66,16 +61,6 @@ class SeedResult:
     @property
     def users_per_second(self) -> float:
         return self.created / self.seconds if self.seconds > 0 else 0.0
-
-
-@dataclass(frozen=True)
-class PurgeResult:
-    runs: int
-    users: int
-    profiles: int
-    dry_run: bool
-    untracked_runs: int  # from before runs recorded their users: left alone
-    runs_in_progress: int  # another process is seeding them: left alone
 
 
 def password_hash(password: str | None) -> str:
@@ -105,194 +90,156 @@ def users_seed(
     setting give such fields their values).
 
     ``stop`` is set by a signal that asked the run to stop (the command's
-    SIGINT/SIGTERM handler records it). It is read before
-    each batch commits: the batch in flight rolls back, never half-written, and
-    no exception lands inside a driver call. A KeyboardInterrupt does the same
-    for callers without a handler. The batches already committed stay and are
-    counted. With an explicit ``seed``, a run with the same arguments that was
-    interrupted (or killed) is resumed where it stopped, so the result is the
-    one an uninterrupted run gives; a run still in progress never is.
+    SIGINT/SIGTERM handler records it). It is read once per batch, with the
+    batch's rows inserted and before it commits: the batch in flight rolls
+    back, never half-written, and no exception lands inside a driver call. A
+    KeyboardInterrupt does the same for callers without a handler. The batches
+    already committed stay and are counted. With an explicit ``seed``, a run
+    with the same arguments that was interrupted (or killed) is resumed where
+    it stopped, so the result is the one an uninterrupted run gives; a run
+    still in progress never is.
     """
     started = time.perf_counter()
     stop = stop or StopRequest()
     resumable = seed is not None
     seed = seed if seed is not None else secrets.randbelow(2**31)
     _check_arguments(count=count, seed=seed, locales=locales, using=using)
-    now = timezone.now()
-    columns = user_columns(password=password_hash(password), joined=now, field_values=field_values)
+    columns = user_columns(
+        password=password_hash(password), joined=timezone.now(), field_values=field_values
+    )
     if dry_run:
-        return _dry_run(
-            count=count,
-            via=via,
-            batch_size=batch_size,
+        users = FakeUsers(seed=seed, run_number=0, locales=locales)
+        generated = _validated(
+            users, columns, count=count, batch_size=batch_size, on_batch=on_batch, stop=stop
+        )
+        return SeedResult(
+            run_number=None,
             seed=seed,
-            locales=locales,
-            columns=columns,
-            using=using,
-            started=started,
-            on_batch=on_batch,
-            stop=stop,
+            via=via,
+            requested=count,
+            created=0,
+            resumed_after=0,
+            profiles_created=0,
+            users_without_profile=users_without_profile_count(using=using),
+            seconds=time.perf_counter() - started,
+            dry_run=True,
+            stopped=_stopped(stop),
+            stop_signal=stop.signum,
+            generated=generated,
         )
 
-    profiles_created = 0
-    with ExitStack() as stack:
-        run = None
-        if resumable:
-            run = _resumable_run(
-                stack, using=using, seed=seed, via=via, count=count, locales=locales
-            )
-        if run is None:
-            run = _reserve_run(
-                stack,
-                columns=columns,
-                using=using,
-                seed=seed,
-                via=via,
-                count=count,
-                locales=locales,
-            )
-        members = SeededUser.objects.using(using).filter(run=run)
-        done = members.count()
+    arguments = RunArguments(seed=seed, via=via, requested=count, locales=",".join(locales))
+    with run_claimed(arguments, resumable=resumable, columns=columns, using=using) as run:
+        resumed_after = run_members(run, using=using)
         users = FakeUsers(seed=seed, run_number=run.number, locales=locales)
-        users.skip(done)
-        insert = _batch_writer(via, columns=columns, run=run, using=using)
-        inserted = done
-        try:
-            for batch in users.batches(count=count - done, batch_size=batch_size):
-                profiles_created += run_batch(
-                    functools.partial(_unless_stopped, functools.partial(insert, batch), stop),
-                    using=using,
-                    # Fake users: a batch lost to a server crash is recreated by a rerun.
-                    durable=False,
-                    stop=stop,
-                )
-                inserted += len(batch)
-                if on_batch:
-                    on_batch(inserted, count)
-        except (_StopRequested, BatchAbandoned):
-            pass  # stop.signum says which signal
-        except KeyboardInterrupt:
-            stop.request(signal.SIGINT)
-        seconds = time.perf_counter() - started
-        # Count from the database: the truth, even when a signal cut a batch short.
-        in_run = members.count()
-        # Still under the run's lock: nobody resumes it before it is marked finished.
-        SeedRun.objects.using(using).filter(pk=run.pk).update(
-            created=in_run, finished_at=timezone.now() if in_run == count else None
+        users.skip(resumed_after)
+        writer = _BatchWriter(run, via=via, columns=columns, using=using, stop=stop)
+        profiles_created = writer.write_all(
+            users.batches(count=count - resumed_after, batch_size=batch_size),
+            done=resumed_after,
+            on_batch=on_batch,
         )
+        seconds = time.perf_counter() - started
+        created = run_finish(run, using=using) - resumed_after
     return SeedResult(
         run_number=run.number,
         seed=seed,
         via=via,
         requested=count,
-        created=in_run - done,
-        resumed_after=done,
+        created=created,
+        resumed_after=resumed_after,
         profiles_created=profiles_created,
         users_without_profile=users_without_profile_count(using=using),
         seconds=seconds,
         dry_run=False,
-        stopped=None if stop.signum is None else "signal",
+        stopped=_stopped(stop),
         stop_signal=stop.signum,
-        generated=in_run - done,
+        generated=created,
     )
 
 
-def seeded_users_purge(*, using: str, dry_run: bool = False, batch_size: int = 5000) -> PurgeResult:
-    """Delete every user a seed run recorded, with their profiles, and the runs themselves.
-
-    Only users with a SeededUser row are touched, in batches, so memory stays
-    flat and locks stay short. The counts are those of the rows deleted
-    (profiles a concurrent backfill adds meanwhile included). Runs from before
-    runs recorded their users, and runs another process is still seeding, are
-    left alone and counted.
-    """
-    runs = list(SeedRun.objects.using(using).order_by("number"))
-    untracked = sum(not run.members_recorded for run in runs)
-    user_model = get_user_model()
-    user_manager = user_model._default_manager.db_manager(using)
-    purged = users = profiles = in_progress = 0
-    for run in runs:
-        if not run.members_recorded:
-            continue
-        with ExitStack() as stack:
-            try:
-                stack.enter_context(database_lock(run_lock(run.number), using=using))
-            except LockHeld:
-                in_progress += 1
-                continue
-            members = SeededUser.objects.using(using).filter(run=run)
-            purged += 1
-            if dry_run:
-                users += members.count()
-                profiles += (
-                    Profile.objects.using(using).filter(user__in=members.values("user_id")).count()
-                )
-                continue
-            while True:
-                with transaction.atomic(using=using):
-                    pks = list(
-                        members.order_by("user_id").values_list("user_id", flat=True)[:batch_size]
-                    )
-                    if not pks:
-                        break
-                    _, deleted = user_manager.filter(pk__in=pks).delete()
-                users += deleted.get(user_model._meta.label, 0)
-                profiles += deleted.get(Profile._meta.label, 0)
-            SeedRun.objects.using(using).filter(pk=run.pk).delete()
-    return PurgeResult(
-        runs=purged,
-        users=users,
-        profiles=profiles,
-        dry_run=dry_run,
-        untracked_runs=untracked,
-        runs_in_progress=in_progress,
-    )
-
-
-# -- helpers --
-
-
-class _StopRequested(Exception):
+class _Stopped(Exception):
     """Raised inside a batch's transaction, to roll it back."""
 
 
-def _unless_stopped(work: Callable[[], T], stop: StopRequest) -> T:
-    """Run one batch's inserts, then roll them back (by raising) if a stop was asked for."""
-    result = work()
-    if stop():
-        raise _StopRequested
-    return result
+class _BatchWriter:
+    """Writes one run's batches, a transaction each; a stop rolls back the batch in flight."""
+
+    def __init__(
+        self, run: SeedRun, *, via: Via, columns: UserColumns, using: str, stop: StopRequest
+    ) -> None:
+        self._insert: Callable[[Sequence[FakeUser]], int]
+        if via == "save":
+            self._insert = functools.partial(
+                save_batch, columns=columns, run_pk=run.pk, using=using
+            )
+        else:
+            layout = columns.bulk_layout(connections[using])
+            self._insert = functools.partial(
+                bulk_insert_batch, columns=columns, layout=layout, run_pk=run.pk, using=using
+            )
+        self._requested = run.requested
+        self._using = using
+        self._stop = stop
+
+    def write_all(
+        self,
+        batches: Iterable[Sequence[FakeUser]],
+        *,
+        done: int,
+        on_batch: Callable[[int, int], None] | None,
+    ) -> int:
+        """Commit ``batches`` in turn, until the last or a stop; the profiles receivers made.
+
+        ``done``: the users the run had before, for ``on_batch(done, requested)``.
+        """
+        profiles_created = 0
+        try:
+            for batch in batches:
+                profiles_created += self._write(batch)
+                done += len(batch)
+                if on_batch:
+                    on_batch(done, self._requested)
+        except (_Stopped, BatchAbandoned):
+            pass  # the stop request says which signal
+        except KeyboardInterrupt:
+            self._stop.request(signal.SIGINT)
+        return profiles_created
+
+    def _write(self, batch: Sequence[FakeUser]) -> int:
+        """Commit ``batch`` and record it as the run's; return the profiles receivers made.
+
+        Raises _Stopped (or BatchAbandoned, while a timed-out batch waits to be
+        retried) with nothing of the batch written when a stop was asked for.
+        """
+        return run_batch(
+            functools.partial(self._insert_unless_stopped, batch),
+            using=self._using,
+            # Fake users: a batch lost to a server crash is recreated by a rerun.
+            durable=False,
+            stop=self._stop,
+        )
+
+    def _insert_unless_stopped(self, batch: Sequence[FakeUser]) -> int:
+        profiles = self._insert(batch)
+        # The batch's one stop check: its rows are in, its transaction not yet committed.
+        if self._stop():
+            raise _Stopped
+        return profiles
 
 
-def _batch_writer(
-    via: Via, *, columns: UserColumns, run: SeedRun, using: str
-) -> Callable[[Sequence[FakeUser]], int]:
-    """Writes one batch and records it as the run's; returns the profiles receivers made."""
-    if via == "save":
-        return functools.partial(save_batch, columns=columns, run_pk=run.pk, using=using)
-    layout = columns.bulk_layout(connections[using])
-    return functools.partial(
-        bulk_insert_batch, columns=columns, layout=layout, run_pk=run.pk, using=using
-    )
-
-
-def _dry_run(
+def _validated(
+    users: FakeUsers,
+    columns: UserColumns,
     *,
     count: int,
-    via: Via,
     batch_size: int,
-    seed: int,
-    locales: Sequence[str],
-    columns: UserColumns,
-    using: str,
-    started: float,
     on_batch: Callable[[int, int], None] | None,
     stop: StopRequest,
-) -> SeedResult:
+) -> int:
+    """Generate and check what a run would write, writing nothing; how many, until a stop."""
     generated = 0
-    for batch in FakeUsers(seed=seed, run_number=0, locales=locales).batches(
-        count=count, batch_size=batch_size
-    ):
+    for batch in users.batches(count=count, batch_size=batch_size):
         problem = columns.too_long(batch)
         if problem:
             raise ValueError(problem)
@@ -301,21 +248,11 @@ def _dry_run(
             on_batch(generated, count)
         if stop():
             break
-    return SeedResult(
-        run_number=None,
-        seed=seed,
-        via=via,
-        requested=count,
-        created=0,
-        resumed_after=0,
-        profiles_created=0,
-        users_without_profile=users_without_profile_count(using=using),
-        seconds=time.perf_counter() - started,
-        dry_run=True,
-        stopped=None if stop.signum is None else "signal",
-        stop_signal=stop.signum,
-        generated=generated,
-    )
+    return generated
+
+
+def _stopped(stop: StopRequest) -> StopReason | None:
+    return None if stop.signum is None else "signal"
 
 
 def _check_arguments(*, count: int, seed: int, locales: Sequence[str], using: str) -> None:
@@ -345,88 +282,6 @@ def _check_arguments(*, count: int, seed: int, locales: Sequence[str], using: st
             f"--locale: {len(locales)} locale(s) take {len(joined)} characters; a seed run "
             f"records at most {limit}."
         )
-
-
-def _resumable_run(
-    stack: ExitStack, *, using: str, seed: int, via: Via, count: int, locales: Sequence[str]
-) -> SeedRun | None:
-    """An unfinished run with these arguments whose process is gone, now locked by this one.
-
-    A run whose lock cannot be taken at once is in progress elsewhere: it is
-    never resumed.
-    """
-    runs = SeedRun.objects.using(using)
-    candidates = list(
-        runs.filter(seed=seed, via=via, requested=count, locales=",".join(locales))
-        .filter(finished_at__isnull=True, members_recorded=True)
-        .order_by("number")
-    )
-    for run in candidates:
-        with ExitStack() as attempt:
-            try:
-                attempt.enter_context(database_lock(run_lock(run.number), using=using))
-            except LockHeld:
-                continue
-            # Its owner may have finished it between the query and the lock.
-            if runs.filter(pk=run.pk, finished_at__isnull=True).exists():
-                stack.enter_context(attempt.pop_all())
-                return run
-    return None
-
-
-def _reserve_run(
-    stack: ExitStack,
-    *,
-    columns: UserColumns,
-    using: str,
-    seed: int,
-    via: Via,
-    count: int,
-    locales: Sequence[str],
-) -> SeedRun:
-    """Take the next free run number, and its lock; its namespace is this run's alone.
-
-    The lock is taken before the row exists, so no other process can see the
-    run unlocked and take it for an abandoned one. The unique constraint on
-    ``number`` settles a race between two processes; a namespace somebody
-    else's users already occupy is skipped.
-    """
-    runs = SeedRun.objects.using(using)
-    number = (runs.aggregate(highest=Max("number"))["highest"] or 0) + 1
-    while True:
-        if _namespace_taken(number, columns, using):
-            number += 1
-            continue
-        with ExitStack() as attempt:
-            try:
-                attempt.enter_context(database_lock(run_lock(number), using=using))
-                with transaction.atomic(using=using):
-                    run = runs.create(
-                        number=number,
-                        via=via,
-                        seed=seed,
-                        requested=count,
-                        locales=",".join(locales),
-                    )
-            except (LockHeld, IntegrityError):
-                number += 1
-                continue
-            stack.enter_context(attempt.pop_all())
-            return run
-
-
-def run_lock(number: int) -> str:
-    """The name of the lock run ``number`` holds while its process lives."""
-    return f"seed_users:run{number}"
-
-
-def _namespace_taken(number: int, columns: UserColumns, using: str) -> bool:
-    prefix = username_prefix(number)
-    users = get_user_model()._default_manager.db_manager(using)
-    taken = Q()
-    for field in columns.lookup_fields:
-        taken |= Q(**{f"{field.name}__startswith": prefix})
-    return bool(users.filter(taken).exists())
 
 
 def _field(field: Any) -> Field[Any, Any]:

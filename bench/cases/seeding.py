@@ -16,18 +16,23 @@ from django.db import transaction
 from bench.cases.users import BATCH_SIZE, GROUP
 from bench.registry import case
 from seeding.generator import FakeUsers
-from seeding.services import users_seed
+from seeding.services import Via, users_seed
 
 User = get_user_model()
 
 _seeds = itertools.count(1)
 
 
-def _seed(size: int, using: str, *, via: str) -> int:
+def _seed(size: int, using: str, *, via: Via) -> int:
     result = users_seed(
-        count=size, via=via, batch_size=5000, seed=next(_seeds), locales=["en_US"],  # type: ignore[arg-type]
-        password=None, using=using,
-    )  # fmt: skip
+        count=size,
+        via=via,
+        batch_size=5000,
+        seed=next(_seeds),
+        locales=["en_US"],
+        password=None,
+        using=using,
+    )
     return result.created
 
 
@@ -58,6 +63,11 @@ def users_create_loop(size: int, using: str, *, users: FakeUsers) -> int:
     for batch in users.batches(count=size, batch_size=BATCH_SIZE):
         with transaction.atomic(using=using):
             for username, first_name, last_name, email in batch:
-                manager.create(username=username, first_name=first_name,
-                               last_name=last_name, email=email, password="!")  # fmt: skip
+                manager.create(
+                    username=username,
+                    first_name=first_name,
+                    last_name=last_name,
+                    email=email,
+                    password="!",
+                )
     return size

@@ -14,8 +14,15 @@ User = get_user_model()
 
 
 def seed(count, via):
-    users_seed(count=count, via=via, batch_size=50, seed=1, locales=["en_US"], password=None,
-               using="default")  # fmt: skip
+    users_seed(
+        count=count,
+        via=via,
+        batch_size=50,
+        seed=1,
+        locales=["en_US"],
+        password=None,
+        using="default",
+    )
 
 
 @pytest.mark.django_db

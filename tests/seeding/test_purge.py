@@ -11,7 +11,8 @@ from django.db.models.signals import pre_delete
 from dbtools.locks import database_lock
 from profiles.models import Profile
 from seeding.models import SeededUser, SeedRun
-from seeding.services import run_lock, seeded_users_purge
+from seeding.purge import seeded_users_purge
+from seeding.runs import run_lock
 from tests.helpers.seeding import legacy_run, recorded_pks, seed
 from tests.helpers.users import bulk_users, create_user, user_model, users
 

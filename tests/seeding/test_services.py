@@ -8,7 +8,8 @@ from django.contrib.auth import get_user_model
 from profiles.models import Profile
 from seeding.generator import RESERVED_DOMAINS, FakeUsers
 from seeding.models import SeedRun
-from seeding.services import seeded_users_purge, users_seed
+from seeding.purge import seeded_users_purge
+from seeding.services import users_seed
 from tests.helpers.stopping import StopAtCheck
 
 User = get_user_model()
@@ -60,10 +61,13 @@ def test_different_seeds_give_different_names():
     seed(50, seed=2)
     runs = list(SeedRun.objects.order_by("number"))
     names = [
-        set(User.objects.filter(username__startswith=run.username_prefix)
-            .values_list("first_name", "last_name"))
+        set(
+            User.objects.filter(username__startswith=run.username_prefix).values_list(
+                "first_name", "last_name"
+            )
+        )
         for run in runs
-    ]  # fmt: skip
+    ]
     assert names[0] != names[1]
 
 
@@ -92,8 +96,8 @@ def test_seeded_users_are_plain_users_at_reserved_domains():
     users = User.objects.all()
     assert not users.filter(is_staff=True).exists()
     assert not users.filter(is_superuser=True).exists()
-    assert all(email.rsplit("@", 1)[1] in RESERVED_DOMAINS
-               for email in users.values_list("email", flat=True))  # fmt: skip
+    emails = users.values_list("email", flat=True)
+    assert all(email.rsplit("@", 1)[1] in RESERVED_DOMAINS for email in emails)
     assert all(not user.has_usable_password() for user in users[:10])
 
 

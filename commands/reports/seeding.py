@@ -1,0 +1,121 @@
+"""What seed_users and purge_seeded print: a summary in words at -v 1 and up, or JSON.
+
+Never a user's name, e-mail or password: a seeded database may be copied into
+bug reports and cron mail.
+"""
+
+from __future__ import annotations
+
+import signal
+
+from django.core.management.base import CommandError
+
+from commands.clickbridge import ClickCommand
+from commands.exitcodes import ExitCode
+from commands.render import figures, signal_name, write_json
+from seeding.purge import PurgeResult
+from seeding.services import SeedResult
+
+
+def seed_report(
+    cmd: ClickCommand, result: SeedResult, *, output_format: str, database: str
+) -> None:
+    if output_format == "json":
+        write_json(
+            cmd,
+            {
+                "database": database,
+                **figures(result, "dry_run", "via", "seed"),
+                "run": result.run_number,
+                **figures(
+                    result,
+                    "requested",
+                    "created",
+                    "resumed_after",
+                    "generated",
+                    "profiles_created",
+                    "users_without_profile",
+                    "seconds",
+                    "users_per_second",
+                ),
+                "interrupted_by": signal_name(result.stop_signal),
+            },
+        )
+        return
+    if cmd.verbosity < 1:
+        return
+    if result.dry_run:
+        of = f" of {result.requested}" if result.generated < result.requested else ""
+        cmd.stdout.write(
+            f"Dry run: generated and validated {result.generated}{of} user(s) "
+            f"(seed {result.seed}) in {result.seconds:.2f} s; nothing was written."
+        )
+        return
+    how = "save()" if result.via == "save" else "bulk insert"
+    if result.resumed_after:
+        cmd.stdout.write(
+            f"Resumed seed run {result.run_number}, which an interrupted run left at "
+            f"{result.resumed_after} of {result.requested} user(s)."
+        )
+    cmd.stdout.write(
+        f"Created {result.created} user(s) via {how} in {result.seconds:.2f} s "
+        f"({result.users_per_second:,.0f} users/s; "
+        f"seed run {result.run_number}, seed {result.seed}): "
+        f"{result.profiles_created} profile(s) created by receivers, "
+        f"{result.users_without_profile} user(s) in the database without a profile."
+    )
+    if result.via == "bulk" and result.created:
+        cmd.stdout.write(
+            cmd.style.WARNING(
+                "post_save did not fire for these users, so they have no profile: "
+                "run 'manage.py backfill_profiles' to create them."
+            )
+        )
+
+
+def seed_interrupted(result: SeedResult, signum: int) -> CommandError:
+    """The one line, and the exit code (128 + the signal), of a run a signal stopped."""
+    name = signal.Signals(signum).name
+    if result.dry_run:
+        message = f"interrupted by {name}; dry run, nothing was written."
+    else:
+        message = (
+            f"interrupted by {name} with {result.resumed_after + result.created} of "
+            f"{result.requested} user(s) committed; they stay, and the same command with "
+            f"--seed {result.seed} resumes the run."
+        )
+    return CommandError(message, returncode=ExitCode.for_signal(signum))
+
+
+def purge_report(cmd: ClickCommand, result: PurgeResult, *, output_format: str) -> None:
+    if output_format == "json":
+        write_json(
+            cmd,
+            figures(
+                result,
+                "dry_run",
+                "runs",
+                "users",
+                "profiles",
+                "untracked_runs",
+                "runs_in_progress",
+            ),
+        )
+        return
+    if cmd.verbosity < 1:
+        return
+    verb = "Would delete" if result.dry_run else "Deleted"
+    cmd.stdout.write(
+        f"{verb} {result.users} seeded user(s) and {result.profiles} profile(s) "
+        f"from {result.runs} seed run(s)."
+    )
+    if result.untracked_runs:
+        cmd.stdout.write(
+            f"Left the users of {result.untracked_runs} seed run(s) alone: those runs predate "
+            "the record of which users a run created, and a name alone proves nothing."
+        )
+    if result.runs_in_progress:
+        cmd.stdout.write(
+            f"Left {result.runs_in_progress} seed run(s) alone that are still in progress; "
+            "run purge_seeded again when they have ended."
+        )

@@ -1,0 +1,95 @@
+"""Writes: delete the users seed runs created, with their profiles, and the runs themselves.
+
+Every user a run creates is recorded as a ``SeededUser`` row in the same
+transaction, and purging deletes exactly those users: never a user whose name
+merely looks seeded.
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from dataclasses import dataclass
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from profiles.models import Profile
+from seeding.models import SeededUser, SeedRun
+from seeding.runs import run_locked
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    runs: int
+    users: int
+    profiles: int
+    dry_run: bool
+    untracked_runs: int  # from before runs recorded their users: left alone
+    runs_in_progress: int  # another process is seeding them: left alone
+
+
+def seeded_users_purge(*, using: str, dry_run: bool = False, batch_size: int = 5000) -> PurgeResult:
+    """Delete every user a seed run recorded, with their profiles, and the runs themselves.
+
+    Only users with a SeededUser row are touched, in batches, so memory stays
+    flat and locks stay short. The counts are those of the rows deleted
+    (profiles a concurrent backfill adds meanwhile included). Runs from before
+    runs recorded their users, and runs another process is still seeding (their
+    lock is held), are left alone and counted.
+    """
+    runs = list(SeedRun.objects.using(using).order_by("number"))
+    tracked = [run for run in runs if run.members_recorded]
+    purged = users = profiles = in_progress = 0
+    for run in tracked:
+        with ExitStack() as held:
+            if not run_locked(held, run.number, using=using):
+                in_progress += 1
+                continue
+            if dry_run:
+                run_users, run_profiles = _counted(run, using=using)
+            else:
+                run_users, run_profiles = _deleted(run, using=using, batch_size=batch_size)
+        purged += 1
+        users += run_users
+        profiles += run_profiles
+    return PurgeResult(
+        runs=purged,
+        users=users,
+        profiles=profiles,
+        dry_run=dry_run,
+        untracked_runs=len(runs) - len(tracked),
+        runs_in_progress=in_progress,
+    )
+
+
+def _members(run: SeedRun, *, using: str) -> Any:
+    return SeededUser.objects.using(using).filter(run=run)
+
+
+def _counted(run: SeedRun, *, using: str) -> tuple[int, int]:
+    """The users and profiles purging the run would delete now."""
+    members = _members(run, using=using)
+    profiles = Profile.objects.using(using).filter(user__in=members.values("user_id"))
+    return members.count(), profiles.count()
+
+
+def _deleted(run: SeedRun, *, using: str, batch_size: int) -> tuple[int, int]:
+    """Delete the run's users a batch per transaction, then the run; the users and profiles deleted.
+
+    Their profiles and SeededUser rows go with them (on_delete=CASCADE).
+    """
+    user_model = get_user_model()
+    user_manager = user_model._default_manager.db_manager(using)
+    members = _members(run, using=using).order_by("user_id").values_list("user_id", flat=True)
+    users = profiles = 0
+    while True:
+        with transaction.atomic(using=using):
+            pks = list(members[:batch_size])
+            if not pks:
+                break
+            _, deleted = user_manager.filter(pk__in=pks).delete()
+        users += deleted.get(user_model._meta.label, 0)
+        profiles += deleted.get(Profile._meta.label, 0)
+    SeedRun.objects.using(using).filter(pk=run.pk).delete()
+    return users, profiles

@@ -1,0 +1,166 @@
+"""seed_users in real processes: the exit codes cron sees, a SIGTERM, and runs side by side.
+
+Each run holds a lock of its own while its process lives. Races are staged on
+the database (committed rows, a run's lock) and on the processes, never on a
+fixed sleep.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from dbtools.locks import LockHeld, database_lock
+from seeding.models import SeededUser, SeedRun
+from seeding.runs import run_lock
+from tests.conftest import unreachable_database_url
+from tests.helpers.processes import completed, spawned, wait_until
+from tests.helpers.seeding import username_values
+from tests.helpers.users import users
+
+DEBUG_OFF = {"DEBUG": "0", "SECRET_KEY": "x" * 60}
+
+
+def committed(number: int) -> int:
+    """The users run ``number`` has committed."""
+    return SeededUser.objects.filter(run__number=number).count()
+
+
+def lock_free(number: int) -> bool:
+    """Whether run ``number``'s lock can be taken now: its process is gone, or never was."""
+    try:
+        with database_lock(run_lock(number), using="default"):
+            return True
+    except LockHeld:
+        return False
+
+
+def summary(proc: subprocess.Popen[str], timeout: float = 300) -> dict[str, Any]:
+    """The JSON summary of a spawned ``--format json`` run that succeeds."""
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, err
+    data: dict[str, Any] = json.loads(out)
+    return data
+
+
+# -- exit codes --
+
+
+def test_debug_off_refuses_without_force(manage):
+    refused = manage("seed_users", "10", env=DEBUG_OFF)
+    assert refused.returncode == 77
+    assert "DEBUG off" in refused.stderr and "--force" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    # Refused before the database is touched: a server that is down changes nothing.
+    down = manage("seed_users", "10", env={**DEBUG_OFF, "DATABASE_URL": unreachable_database_url()})
+    assert (down.returncode, down.stderr) == (77, refused.stderr)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_debug_off_with_force_seeds(manage):
+    result = manage("seed_users", "10", "--force", env=DEBUG_OFF)
+    assert result.returncode == 0, result.stderr
+    assert users().count() == 10
+
+
+def test_unreachable_database_exits_75(manage):
+    result = manage("seed_users", "10", env={"DATABASE_URL": unreachable_database_url()})
+    assert result.returncode == 75, result.stderr
+    assert "cannot connect" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unmigrated_database_exits_1(manage, tmp_path):
+    result = manage("seed_users", "10", env={"DATABASE_URL": f"sqlite:///{tmp_path}/new.db"})
+    assert result.returncode == 1
+    assert "manage.py migrate" in result.stderr
+
+
+# -- a signal --
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sigterm_keeps_committed_batches_exits_143_and_a_rerun_resumes():
+    args = ("seed_users", "200000", "--seed", "31", "--batch-size", "500")
+    with spawned(*args, "--format", "json") as proc:
+        wait_until(lambda: users().count() >= 1000, proc)
+        proc.send_signal(signal.SIGTERM)
+        sent = time.monotonic()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert time.monotonic() - sent < 5  # the batch in flight, not the whole run
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    created = users().count()
+    assert 1000 <= created < 200_000
+    assert created % 500 == 0  # no half batch
+    assert json.loads(out)["created"] == created
+    assert "interrupted by SIGTERM" in err and str(created) in err
+    rerun = completed(*args)  # the same --seed resumes the run
+    assert rerun.returncode == 0, rerun.stderr
+    assert users().count() == 200_000
+
+
+# -- runs side by side --
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_runs_never_collide():
+    same = ("seed_users", "3000", "--seed", "1", "--batch-size", "100", "--format", "json")
+    with spawned(*same) as first, spawned(*same) as second:
+        results = [first.communicate(timeout=120), second.communicate(timeout=120)]
+        codes = [first.returncode, second.returncode]
+    assert codes == [0, 0], results
+    runs = {json.loads(out)["run"] for out, _ in results}
+    assert len(runs) == 2
+    assert users().count() == 6000
+    assert users().values("username").distinct().count() == 6000
+    assert users().values("email").distinct().count() == 6000
+
+
+COUNT = 200_000
+SAME_ARGUMENTS = ("seed_users", str(COUNT), "--seed", "41", "--format", "json")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_in_progress_is_never_resumed_and_a_dead_one_is():
+    """The slow run's --batch-size is 500 times smaller than the fast runs': the same
+    users (the batch size changes nothing about them), at a small fraction of the
+    speed, so it is still inserting while the others start and end."""
+    with ExitStack() as processes:
+
+        def start(batch_size):
+            return processes.enter_context(
+                spawned(*SAME_ARGUMENTS, "--batch-size", str(batch_size))
+            )
+
+        fast = start(batch_size=5000)
+        wait_until(lambda: committed(1) >= 5000, fast, timeout=120)
+        slow = start(batch_size=10)  # same arguments, while run 1 is inserting
+        wait_until(lambda: committed(2) >= 10, fast, slow, timeout=120)
+        first = summary(fast)
+        assert (first["run"], first["created"]) == (1, COUNT)
+
+        # Run 2 is still inserting, and nothing else holds a lock for this seed.
+        third = start(batch_size=5000)
+        wait_until(lambda: committed(3) >= 5000, slow, third, timeout=120)
+        slow.kill()
+        slow.communicate(timeout=30)
+        left_at = committed(2)
+        assert 0 < left_at < COUNT
+        wait_until(lambda: lock_free(2), timeout=120)  # the server has noticed the killed session
+        resumer = start(batch_size=5000)
+        results = [summary(third), summary(resumer)]
+
+    assert [(r["run"], r["resumed_after"], r["created"]) for r in results] == [
+        (3, 0, COUNT),
+        (2, left_at, COUNT - left_at),
+    ]
+    assert [
+        (r.number, r.created, r.finished_at is not None) for r in SeedRun.objects.order_by("number")
+    ] == [(1, COUNT, True), (2, COUNT, True), (3, COUNT, True)]
+    assert users().count() == len(username_values()) == 3 * COUNT
