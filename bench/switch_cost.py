@@ -54,16 +54,18 @@ def run(*, sends: int, repeat: int) -> dict[str, list[float]]:
     from django.db import connection
     from django.dispatch import Signal
 
-    from switches import registry, state
+    from switches import state
+    from switches.introspection import dotted_name
     from switches.models import ReceiverSwitch
     from switches.muting import muted
     from switches.services import receiver_switches_off, receiver_switches_on
+    from switches.wrapping import switchable
 
     with connection.schema_editor() as editor:
         editor.create_model(ReceiverSwitch)
 
-    switched = registry.switchable(bench_receiver)
-    name = registry.dotted_name(switched)
+    switched = switchable(bench_receiver)
+    name = dotted_name(switched)
     plain_signal, switch_signal = Signal(), Signal()
     plain_signal.connect(bench_receiver)
     switch_signal.connect(switched)

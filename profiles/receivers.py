@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models.signals import post_save
 
 from profiles import services
-from switches.registry import switchable
+from switches.wrapping import switchable
 
 
 @switchable

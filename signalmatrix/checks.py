@@ -1,95 +1,37 @@
-"""System checks about the project's receivers.
+"""The system check of the receivers this project connects to the user model.
 
-``signalmatrix.W002`` (a receiver connected twice) reads only the signals in
-memory, so it runs before every command. The other two read the database: they
-carry the ``database`` tag and run with ``check --database ALIAS`` and before
-``migrate``, and stay silent when the database cannot be used (not migrated
-yet, unreachable): Django's own checks and migrate say so.
+``signalmatrix.W003``: a receiver of this project that writes rows related to a
+user for a ``raw=True`` save (``loaddata``). Finding out means calling the
+receiver, so it probes only this project's own receivers
+(:func:`switches.names.project_packages`): a check never runs the code of an
+installed package. It reads the database: it carries the ``database`` tag,
+runs with ``check --database ALIAS`` and before ``migrate``, and stays silent
+when the database cannot be used (not migrated yet, unreachable).
 
 A check inspects; it never raises. What W003 cannot check on this user model
-it says as ``signalmatrix.W004``; any other failure of a check here becomes
+it says as ``signalmatrix.W004``; any other failure becomes
 ``signalmatrix.W005`` (:func:`switches.checks.never_raises`), so ``migrate``
-and ``check`` never stop on a traceback of ours.
+and ``check`` never stop on a traceback of ours. The checks of the switches
+and of receivers connected twice are in ``switches/checks.py``.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from django.apps import AppConfig, apps
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 
 from signalmatrix.services import RawSaveProbeError, raw_save_writers
 from switches.checks import never_raises
-from switches.models import ReceiverSwitch
-from switches.registry import connected_receivers, switchable_names
+from switches.names import project_packages
 
 
 def register() -> None:
-    checks.register(check_receivers_connected_once)
-    checks.register(check_switches_name_existing_receivers, checks.Tags.database)
     checks.register(check_raw_saves_write_no_rows, checks.Tags.database)
-
-
-@never_raises("signalmatrix.W001", failure_id="signalmatrix.W005")
-def check_switches_name_existing_receivers(
-    app_configs: Sequence[AppConfig] | None = None,
-    databases: Sequence[str] | None = None,
-    **kwargs: Any,
-) -> list[checks.CheckMessage]:
-    """A stored switch whose receiver is gone (renamed, removed) switches nothing off."""
-    messages: list[checks.CheckMessage] = []
-    known = switchable_names()
-    for alias in databases or ():
-        try:
-            with transaction.atomic(using=alias):  # a missing table must not break a transaction
-                stored = set(ReceiverSwitch.objects.using(alias).values_list("name", flat=True))
-        except DatabaseError:
-            continue
-        messages += [
-            checks.Warning(
-                f"Database {alias!r} stores a switch for the receiver {name!r}, which no "
-                "longer exists; it switches nothing off.",
-                hint="If the receiver was renamed or moved, switch it off under its new name "
-                "('manage.py receivers list' shows them); remove this switch with "
-                f"'manage.py receivers on {name} --database {alias}'.",
-                obj=name,
-                id="signalmatrix.W001",
-            )
-            for name in sorted(stored - known)
-        ]
-    return messages
-
-
-@never_raises("signalmatrix.W002", failure_id="signalmatrix.W005")
-def check_receivers_connected_once(
-    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
-) -> list[checks.CheckMessage]:
-    """A receiver of this project connected twice to one signal and sender runs twice."""
-    project = _project_packages()
-    connections = Counter(
-        (c.name, c.signal, c.sender)
-        for c in connected_receivers()
-        if c.name.split(".", 1)[0] in project
-    )
-    return [
-        checks.Warning(
-            f"{name} is connected {count} times to {signal} for "
-            f"{sender or 'every sender'}, so it runs {count} times for each signal.",
-            hint="Connect it once, in AppConfig.ready(), with a dispatch_uid: ready() can "
-            "run more than once, and a receiver connected from a module that is imported "
-            "under two names is two receivers.",
-            obj=name,
-            id="signalmatrix.W002",
-        )
-        for (name, signal, sender), count in connections.items()
-        if count > 1
-    ]
 
 
 @never_raises("signalmatrix.W003", failure_id="signalmatrix.W005")
@@ -106,7 +48,7 @@ def check_raw_saves_write_no_rows(
     messages: list[checks.CheckMessage] = []
     for alias in databases or ():
         try:
-            writers = raw_save_writers(using=alias, packages=_project_packages())
+            writers = raw_save_writers(using=alias, packages=project_packages())
         except DatabaseError:
             continue
         except RawSaveProbeError as exc:
@@ -136,18 +78,3 @@ def check_raw_saves_write_no_rows(
             for w in writers
         ]
     return messages
-
-
-def _project_packages() -> set[str]:
-    """Top-level packages of this project's own code, not of what is installed in a venv.
-
-    The packages in the project directory (``BASE_DIR``: the apps, ``tests``)
-    and the installed apps that live below it outside any site-packages.
-    """
-    base = Path(getattr(settings, "BASE_DIR", "/nonexistent")).resolve()
-    packages = {init.parent.name for init in base.glob("*/__init__.py")}
-    for config in apps.get_app_configs():
-        path = Path(config.path).resolve()
-        if path.is_relative_to(base) and not {"site-packages", "dist-packages"} & set(path.parts):
-            packages.add(config.name.split(".", 1)[0])
-    return packages

@@ -7,6 +7,8 @@ import textwrap
 from collections.abc import Iterator
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
+
 from signalmatrix.recording import SIGNALS, Event
 from signalmatrix.services import MatrixResult, OperationResult
 
@@ -200,7 +202,8 @@ def render_markdown(result: MatrixResult) -> str:
 
 
 def render_json(result: MatrixResult) -> str:
-    """One object on one line."""
+    """One object on one line, written as every command writes JSON (commands/render.py):
+    DjangoJSONEncoder, ASCII only."""
     return json.dumps(
         {
             "database": result.database,
@@ -215,7 +218,7 @@ def render_json(result: MatrixResult) -> str:
             "operations": [_operation_json(op) for op in result.operations],
             "not_rolled_back": result.not_rolled_back,
         },
-        ensure_ascii=False,
+        cls=DjangoJSONEncoder,
     )
 
 

@@ -14,13 +14,14 @@ from django.contrib.auth import get_user_model
 from django.db import DatabaseError, connections, transaction
 from django.db.models import ForeignObjectRel, Model
 from django.db.models.fields import AutoFieldMixin
-from django.db.models.signals import ModelSignal, post_save, pre_save
+from django.db.models.signals import post_save, pre_save
 
+from dbtools.errors import first_line
 from profiles.models import Profile
 from signalmatrix.operations import OPERATIONS, Operation, Scene
 from signalmatrix.recording import DELETE_SIGNALS, SIGNALS, Event, recording
 from signalmatrix.users import UnbuildableUser, groups_field, new_user
-from switches.registry import dotted_name
+from switches.introspection import dotted_name, live_receivers
 from switches.selectors import ReceiverState, receivers_list
 
 # What a transaction cannot take back, by backend; SQLite takes back everything
@@ -191,10 +192,9 @@ def _run(
 
 def _error_text(exc: BaseException) -> str:
     """The first line of the error; an error that is not the database's also names its type."""
-    lines = str(exc).strip().splitlines()
-    if isinstance(exc, DatabaseError):
-        return lines[0] if lines else type(exc).__name__
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+    if isinstance(exc, DatabaseError) or not str(exc).strip():
+        return first_line(exc)
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _not_rolled_back(
@@ -255,7 +255,7 @@ def raw_save_writers(*, using: str, packages: Collection[str]) -> list[RawSaveWr
     probed = [
         (name, signal, receiver)
         for name, signal in (("pre_save", pre_save), ("post_save", post_save))
-        for receiver in _receivers_of(signal, user_model)
+        for receiver in live_receivers(signal, user_model)
         if _top_level(inspect.unwrap(receiver)) in packages
     ]
     if not probed:
@@ -297,11 +297,6 @@ def raw_save_writers(*, using: str, packages: Collection[str]) -> list[RawSaveWr
                 writers.append(RawSaveWriter(dotted_name(receiver), name, grew))
         transaction.set_rollback(True, using=using)
     return writers
-
-
-def _receivers_of(signal: ModelSignal, sender: type[Model]) -> list[Callable[..., Any]]:
-    sync_receivers, async_receivers = signal._live_receivers(sender)
-    return [*sync_receivers, *async_receivers]
 
 
 def _top_level(receiver: Callable[..., Any]) -> str:

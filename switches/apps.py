@@ -7,9 +7,9 @@ class SwitchesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from switches import checks, registry
+        from switches import checks, wrapping
 
         checks.register()
         # Last in INSTALLED_APPS, so the other apps' ready() have connected
         # their receivers by now.
-        registry.wrap_connected(registry.extra_names())
+        wrapping.wrap_connected(wrapping.extra_names())

@@ -1,4 +1,19 @@
+from __future__ import annotations
+
+from datetime import datetime
+
 from django.db import models
+
+
+class ReceiverSwitchQuerySet(models.QuerySet["ReceiverSwitch"]):
+    def active(self, now: datetime) -> ReceiverSwitchQuerySet:
+        """The switches that still hold their receiver off at ``now``: no expiry, or a later one.
+
+        The one place this rule is written: the snapshot every process reads,
+        ``receivers list``, and the services deciding whether a receiver was
+        off all filter through it.
+        """
+        return self.filter(models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now))
 
 
 class ReceiverSwitch(models.Model):
@@ -13,6 +28,8 @@ class ReceiverSwitch(models.Model):
     switched_off_by = models.CharField(max_length=150, blank=True)
     switched_off_at = models.DateTimeField()
     expires_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ReceiverSwitchQuerySet.as_manager()
 
     def __str__(self) -> str:
         return f"{self.name} switched off"

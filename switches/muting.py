@@ -10,7 +10,7 @@ from typing import Any, TypeVar, cast
 
 from asgiref.sync import iscoroutinefunction
 
-from switches.registry import resolve_names
+from switches.names import resolve_names
 from switches.state import muted_names
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -30,8 +30,8 @@ class muted:
     Only the current thread or asyncio task (and tasks it starts) is affected:
     the state is a contextvar. Blocks nest, and leaving one, also by an
     exception, restores what was muted before it. Names are checked on entry
-    with :func:`switches.registry.resolve_names`, so a typo raises
-    :class:`~switches.registry.ReceiverNameError` instead of muting nothing.
+    with :func:`switches.names.resolve_names`, so a typo raises
+    :class:`~switches.names.ReceiverNameError` instead of muting nothing.
     The database switches are neither read nor changed.
     """
 

@@ -6,12 +6,11 @@ import math
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
-from django.db.models import Q
 from django.utils import timezone
 
 from switches import state
+from switches.introspection import ConnectedReceiver, connected_receivers
 from switches.models import ReceiverSwitch
-from switches.registry import ConnectedReceiver, connected_receivers
 
 
 @dataclass(frozen=True)
@@ -34,12 +33,7 @@ class ReceiverState(ConnectedReceiver):
 def receivers_list(*, using: str) -> list[ReceiverState]:
     """Every receiver of the model, request and auth signals, with the switches in ``using``."""
     now = timezone.now()
-    stored = {
-        s.name: s
-        for s in ReceiverSwitch.objects.using(using).filter(
-            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-        )
-    }
+    stored = {s.name: s for s in ReceiverSwitch.objects.using(using).active(now)}
     muted = state.muted_names.get()
     result = []
     for connection in connected_receivers():

@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from dbtools.errors import UsageError
 from switches import state
 from switches.models import ReceiverSwitch
-from switches.registry import resolve_names
+from switches.names import resolve_names
 
 BY_MAX_LENGTH = 150
 # The longest a switch may be set for. Python's datetime and MariaDB's DATETIME end
@@ -25,6 +26,10 @@ BY_MAX_LENGTH = 150
 # a century fits all three with room for any time zone, and nobody means longer
 # than "until switched on", which is a switch without an expiry.
 MAX_DURATION = timedelta(days=36500)
+
+
+class SwitchArgumentError(UsageError, ValueError):
+    """An expiry or ``by`` the switches cannot store; nothing was written (exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -40,38 +45,37 @@ class SwitchChange:
         return self.was_off != self.is_off
 
 
-def is_active(switch: ReceiverSwitch, *, now: datetime) -> bool:
-    """Whether a stored switch still holds its receiver off (it has not expired)."""
-    return switch.expires_at is None or switch.expires_at > now
-
-
 def receiver_switches_off(
     *, names: Sequence[str], reason: str, by: str, until: datetime | None, using: str
 ) -> list[SwitchChange]:
     """Switch the receivers ``names`` off, until ``until`` (None: until switched on).
 
-    Names are checked first (:class:`~switches.registry.ReceiverNameError`), so
-    a bad one changes nothing. A receiver already off stays off since the same
-    time; its reason, ``by`` and expiry become the ones given here.
+    Names are checked first (:class:`~switches.names.ReceiverNameError`), so a
+    bad one changes nothing; so are ``until`` and ``by``
+    (:class:`SwitchArgumentError`, a ``ValueError``). A receiver already off
+    stays off since the same time; its reason, ``by`` and expiry become the
+    ones given here.
     """
     names = resolve_names(names)
     now = timezone.now()
     if until is not None and until <= now:
-        raise ValueError(f"the expiry {until.isoformat()} is not in the future.")
+        raise SwitchArgumentError(f"the expiry {until.isoformat()} is not in the future.")
     if until is not None and until - now > MAX_DURATION:
-        raise ValueError(
+        raise SwitchArgumentError(
             f"the expiry {until.isoformat()} is more than {MAX_DURATION.days} days away; "
             "leave it out to switch the receiver off until it is switched on."
         )
     if len(by) > BY_MAX_LENGTH:
-        raise ValueError(f"'by' is longer than {BY_MAX_LENGTH} characters.")
+        raise SwitchArgumentError(f"'by' is longer than {BY_MAX_LENGTH} characters.")
     switches = ReceiverSwitch.objects.using(using)
     changes = []
     with transaction.atomic(using=using):
         for name in names:
-            current = switches.select_for_update().filter(name=name).first()
-            was_off = current is not None and is_active(current, now=now)
-            since = current.switched_off_at if current is not None and was_off else now
+            row = switches.select_for_update().filter(name=name)
+            # The row is locked whether or not it has expired, so a concurrent 'off' of
+            # the same receiver waits for this one, then finds it off.
+            current = row.active(now).first() if row.first() is not None else None
+            since = current.switched_off_at if current is not None else now
             switch, _ = switches.update_or_create(
                 name=name,
                 defaults={
@@ -84,7 +88,7 @@ def receiver_switches_off(
             changes.append(
                 SwitchChange(
                     name=name,
-                    was_off=was_off,
+                    was_off=current is not None,
                     is_off=True,
                     switched_off_at=switch.switched_off_at,
                     expires_at=switch.expires_at,
@@ -103,30 +107,20 @@ def receiver_switches_on(*, names: Sequence[str], using: str) -> list[SwitchChan
     switches = ReceiverSwitch.objects.using(using)
     names = resolve_names(names, also=set(switches.values_list("name", flat=True)))
     with transaction.atomic(using=using):
-        stored = {s.name: s for s in switches.select_for_update().filter(name__in=names)}
-        switches.filter(name__in=names).delete()
+        stored = switches.select_for_update().filter(name__in=names)
+        was_off = set(stored.active(timezone.now()).values_list("name", flat=True))
+        stored.delete()
     state.written(using=using)
-    now = timezone.now()
-    return [
-        SwitchChange(
-            name=name,
-            was_off=name in stored and is_active(stored[name], now=now),
-            is_off=False,
-        )
-        for name in names
-    ]
+    return [SwitchChange(name=name, was_off=name in was_off, is_off=False) for name in names]
 
 
 def receiver_switches_all_on(*, using: str) -> list[SwitchChange]:
     """Switch every receiver back on; the changes list only those that were off."""
     switches = ReceiverSwitch.objects.using(using)
     with transaction.atomic(using=using):
-        stored = list(switches.select_for_update().order_by("name"))
-        switches.filter(pk__in=[s.pk for s in stored]).delete()
+        pks = list(switches.select_for_update().order_by("name").values_list("pk", flat=True))
+        stored = switches.filter(pk__in=pks).order_by("name")
+        was_off = list(stored.active(timezone.now()).values_list("name", flat=True))
+        stored.delete()
     state.written(using=using)
-    now = timezone.now()
-    return [
-        SwitchChange(name=s.name, was_off=True, is_off=False)
-        for s in stored
-        if is_active(s, now=now)
-    ]
+    return [SwitchChange(name=name, was_off=True, is_off=False) for name in was_off]

@@ -27,8 +27,9 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import DatabaseError, connections, router, transaction
-from django.db.models import Q
 from django.utils import timezone
+
+from dbtools.errors import first_line
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def _refresh(using: str | None) -> frozenset[str]:
             "cannot read receiver switches from database %r (%s); treating every "
             "receiver as on for %ss.",
             alias,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+            first_line(exc),
             fresh_for,
         )
         rows = []
@@ -138,11 +139,7 @@ def _refresh(using: str | None) -> frozenset[str]:
 def _read(alias: str, now: datetime) -> list[tuple[str, datetime | None]]:
     from switches.models import ReceiverSwitch
 
-    rows = (
-        ReceiverSwitch.objects.using(alias)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .values_list("name", "expires_at")
-    )
+    rows = ReceiverSwitch.objects.using(alias).active(now).values_list("name", "expires_at")
     if connections[alias].in_atomic_block:
         # A savepoint, so that a failed read (no table yet) cannot break the
         # transaction the signal is sent from on PostgreSQL.

@@ -7,10 +7,14 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
 
 from signalmatrix.operations import OPERATIONS
 from signalmatrix.services import MatrixResult, OperationResult
+from tests.helpers.users import user_model
+
+GROUP_ROWS = {"groups_add", "groups_remove", "groups_set", "groups_clear"}
 
 
 def row(result: MatrixResult, key: str) -> OperationResult:
@@ -20,6 +24,23 @@ def row(result: MatrixResult, key: str) -> OperationResult:
 def sent(op: OperationResult, signal: str) -> list[dict[str, Any]]:
     """The events of ``signal`` in ``op``, each as {"sender": ..., **arguments}."""
     return [{"sender": e.sender, **dict(e.arguments)} for e in op.events if e.signal == signal]
+
+
+def has_field(name: str) -> bool:
+    """Whether the installed user model has the field ``name``."""
+    try:
+        user_model()._meta.get_field(name)
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
+def expected_not_applicable() -> dict[str, str]:
+    """Rows the installed user model cannot run, with the reason the matrix must give."""
+    if has_field("groups"):
+        return {}
+    reason = f"{user_model()._meta.label} has no groups: it does not use PermissionsMixin"
+    return dict.fromkeys(GROUP_ROWS, reason)
 
 
 def database_contents(using: str = "default") -> dict[str, Any]:

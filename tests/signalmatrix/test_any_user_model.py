@@ -1,19 +1,23 @@
 """The matrix under whichever user model is installed: auth.User and each of tests/usermodels.
 
 No ``username``, integer pk or PermissionsMixin is assumed: what a model lacks
-shows as n/a with the reason, and everything else runs.
+shows as n/a with the reason, and everything else runs. A real run's JSON under
+each model: tests/system/test_signal_matrix.py.
 """
 
 from __future__ import annotations
 
-import json
-
 import pytest
-from django.core.exceptions import FieldDoesNotExist
 
 from signalmatrix.services import signal_matrix_run
 from tests.helpers.users import bulk_users, create_user, user_model
-from tests.signalmatrix.helpers import database_contents, row, sent
+from tests.signalmatrix.helpers import (
+    database_contents,
+    expected_not_applicable,
+    has_field,
+    row,
+    sent,
+)
 
 pytestmark = pytest.mark.any_user_model
 
@@ -26,23 +30,6 @@ CREATING = (
     "asave",
     "acreate",
 )
-GROUP_ROWS = {"groups_add", "groups_remove", "groups_set", "groups_clear"}
-
-
-def has_field(name: str) -> bool:
-    try:
-        user_model()._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return True
-
-
-def expected_not_applicable() -> dict[str, str]:
-    """Rows this user model cannot run, with the reason the matrix must give."""
-    if has_field("groups"):
-        return {}
-    reason = f"{user_model()._meta.label} has no groups: it does not use PermissionsMixin"
-    return dict.fromkeys(GROUP_ROWS, reason)
 
 
 def expected_update_field() -> str:
@@ -125,19 +112,3 @@ def test_the_database_is_unchanged():
     before = database_contents()
     assert not signal_matrix_run(using="default").failed
     assert database_contents() == before
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_real_run_prints_json_without_errors(manage):
-    result = manage("signal_matrix", "--format", "json")
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
-    data = json.loads(result.stdout)
-    assert data["user_model"] == user_model()._meta.label
-    ops = {op["key"]: op for op in data["operations"]}
-    assert [key for key, op in ops.items() if op["error"]] == []
-    assert {key: op["unsupported"] for key, op in ops.items() if op["unsupported"]} == (
-        expected_not_applicable()
-    )
-    for key in ("save_insert", "create", "create_user"):
-        assert ops[key]["profile_created"] is True, key

@@ -22,15 +22,20 @@ def event(signal: str, sender: str = "auth.User", **arguments) -> Event:
 
 def result_with(*ops: OperationResult) -> MatrixResult:
     return MatrixResult(
-        database="default", vendor="sqlite", backend="SQLite 3.0", django_version="5.2",
-        user_model="auth.User", m2m_sender="auth.User_groups", receivers=(), operations=ops,
+        database="default",
+        vendor="sqlite",
+        backend="SQLite 3.0",
+        django_version="5.2",
+        user_model="auth.User",
+        m2m_sender="auth.User_groups",
+        receivers=(),
+        operations=ops,
         not_rolled_back=None,
-    )  # fmt: skip
+    )
 
 
 def op(**fields) -> OperationResult:
-    defaults = {"key": "k", "code": "code()", "variant": "", "model": "auth.User",
-                "listened": ALL}  # fmt: skip
+    defaults = {"key": "k", "code": "code()", "variant": "", "model": "auth.User", "listened": ALL}
     return OperationResult(**{**defaults, **fields})
 
 
@@ -69,16 +74,21 @@ def test_cells_tell_not_sent_from_not_listened_and_no_user_created():
 
 
 def test_m2m_cells_list_the_actions_of_the_through_model():
-    m2m = op(events=(event("m2m_changed", "auth.User_groups", action="pre_add"),
-                     event("m2m_changed", "auth.User_groups", action="post_add")))  # fmt: skip
+    m2m = op(
+        events=(
+            event("m2m_changed", "auth.User_groups", action="pre_add"),
+            event("m2m_changed", "auth.User_groups", action="post_add"),
+        )
+    )
     assert cells(result_with(m2m), m2m)[4] == "pre_add, post_add"
 
 
 def test_unsupported_and_failed_rows_say_why():
     unsupported = op(unsupported="no such feature")
     assert cells(result_with(unsupported), unsupported) == [
-        *(["n/a"] * 6), "not supported: no such feature"
-    ]  # fmt: skip
+        *(["n/a"] * 6),
+        "not supported: no such feature",
+    ]
     failed = op(error="boom")
     assert cells(result_with(failed), failed)[-1] == "failed: boom"
 

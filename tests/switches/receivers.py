@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from switches.registry import switchable
+from switches.introspection import ConnectedReceiver, connected_receivers
+from switches.wrapping import switchable
 
 calls: list[str] = []
 
@@ -33,3 +34,8 @@ def record_plain(sender: Any, **kwargs: Any) -> str:
 def explode(sender: Any, **kwargs: Any) -> None:
     calls.append("explode")
     raise RuntimeError("receiver failed")
+
+
+def connection_of(name: str, signal: str) -> ConnectedReceiver:
+    """The connection of the receiver ``name`` to ``signal``, as the listing shows it."""
+    return next(c for c in connected_receivers() if c.name == name and c.signal == signal)

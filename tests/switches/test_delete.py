@@ -19,8 +19,8 @@ from django.test.utils import CaptureQueriesContext
 from profiles.models import Profile
 from switches import state
 from switches.muting import muted
-from switches.registry import switchable
 from switches.services import receiver_switches_off, receiver_switches_on
+from switches.wrapping import switchable
 
 User = get_user_model()
 

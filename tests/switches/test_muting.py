@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 
 from profiles.models import Profile
 from switches.muting import muted
-from switches.registry import ReceiverNameError
+from switches.names import ReceiverNameError
 from switches.state import muted_names
 from tests.switches.receivers import ASYNC, SYNC
 

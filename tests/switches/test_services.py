@@ -8,11 +8,13 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from dbtools.errors import UsageError
 from profiles.models import Profile
 from switches import state
 from switches.models import ReceiverSwitch
-from switches.registry import ReceiverNameError
+from switches.names import ReceiverNameError
 from switches.services import (
+    MAX_DURATION,
     receiver_switches_all_on,
     receiver_switches_off,
     receiver_switches_on,
@@ -113,6 +115,20 @@ def test_an_expiry_in_the_past_or_a_long_by_is_refused():
     with pytest.raises(ValueError, match="longer than 150"):
         off(WELCOME, by="x" * 151)
     assert not ReceiverSwitch.objects.exists()
+
+
+def test_the_service_refuses_an_expiry_beyond_the_longest_duration():
+    until = timezone.now() + MAX_DURATION + timedelta(minutes=1)
+    with pytest.raises(ValueError, match="more than 36500 days away"):
+        receiver_switches_off(names=[WELCOME], reason="", by="", until=until, using="default")
+    assert not ReceiverSwitch.objects.exists()
+
+
+def test_refused_arguments_are_usage_errors_the_commands_exit_2_for():
+    with pytest.raises(UsageError):
+        off(WELCOME, by="x" * 151)
+    with pytest.raises(UsageError):
+        off("profiles.receivers.nope")
 
 
 def test_this_process_obeys_its_own_change_at_once(settings):

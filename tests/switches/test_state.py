@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from datetime import timedelta
 
 import pytest
@@ -31,9 +30,17 @@ def store_off(name: str, **fields) -> ReceiverSwitch:
 
 
 class FakeClock:
-    def __init__(self, monkeypatch) -> None:
+    """This process's clocks, moved by hand: the monotonic one and, with ``wall=True``, the
+    time of day the expiries are compared with."""
+
+    def __init__(self, monkeypatch, *, wall: bool = False) -> None:
         self.now = 1000.0
         monkeypatch.setattr(state, "_monotonic", lambda: self.now)
+        if wall:
+            start = timezone.now()
+            monkeypatch.setattr(
+                timezone, "now", lambda: start + timedelta(seconds=self.now - 1000.0)
+            )
 
 
 def test_the_first_signal_of_a_process_sees_the_current_state():
@@ -72,12 +79,18 @@ def test_a_refresh_period_of_zero_reads_at_every_signal(signal, calls, settings)
     assert calls == ["sync", "async", "async"]
 
 
-def test_an_expiring_switch_ends_on_time_despite_a_long_refresh(signal, calls, settings):
+def test_an_expiring_switch_ends_on_time_despite_a_long_refresh(
+    signal, calls, settings, monkeypatch
+):
     settings.RECEIVER_SWITCHES_REFRESH_SECONDS = 3600
+    clock = FakeClock(monkeypatch, wall=True)
     store_off(SYNC, expires_at=timezone.now() + timedelta(seconds=0.5))
     signal.send(sender=None)
     assert "sync" not in calls
-    time.sleep(0.6)
+    clock.now += 0.4
+    signal.send(sender=None)
+    assert "sync" not in calls  # not expired yet, and no hour-long snapshot either
+    clock.now += 0.2
     signal.send(sender=None)
     assert "sync" in calls
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
-from commands.dbready import database_ready
 from commands.exitcodes import ExitCode
 from commands.options import format_option
 from signalmatrix.render import render_json, render_markdown, render_text
@@ -31,7 +30,6 @@ def command(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     No row is left changed and no e-mail is sent. -v 2 lists every signal
     with its arguments. See docs/signals.md.
     """
-    database_ready(using=database)
     result = signal_matrix_run(using=database)
     if output_format == "json":
         cmd.stdout.write(render_json(result))
