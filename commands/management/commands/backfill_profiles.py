@@ -2,44 +2,24 @@
 
 from __future__ import annotations
 
-import math
-import re
-
 import click
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.dbready import database_ready
 from commands.exitcodes import ExitCode
-from commands.options import batch_size_option, format_option
+from commands.options import batch_size_option, finite, format_option
+from commands.options.backfill import parse_shard
 from commands.progress import progress
 from commands.reports.backfill import interrupted, lacking, lock_held, write_count, write_run
 from dbtools.locks import LockHeld
 from dbtools.stopping import stop_on_signals
 from profiles.backfill import backfill_lock, default_batch_size, profiles_backfill
 from profiles.selectors import users_without_profile
-from profiles.sharding import WHOLE_TABLE, Shard, shard_from
+from profiles.sharding import Shard
 
 # The largest integer every backend binds (SQLite's and PostgreSQL's bigint).
 MAX_BOUND = 2**63 - 1
-
-
-def _parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard:
-    if value is None:
-        return WHOLE_TABLE
-    match = re.fullmatch(r"(\d+)/(\d+)", value.strip())
-    if not match:
-        raise click.BadParameter(f"{value!r} is not a shard; use K/N, e.g. 2/4.")
-    try:
-        return shard_from(int(match[1]), int(match[2]))
-    except ValueError as exc:
-        raise click.BadParameter(f"{value!r}: {exc}.") from None
-
-
-def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    if value is not None and not math.isfinite(value):
-        raise click.BadParameter(f"{value} is not a number of seconds.")
-    return value
 
 
 @django_command(name="backfill_profiles", database=True)
@@ -65,13 +45,13 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
     "--max-seconds",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    callback=_finite,
+    callback=finite,
     help="Stop after the batch in flight once this many seconds have passed; the next run resumes.",
 )
 @click.option(
     "--shard",
     metavar="K/N",
-    callback=_parse_shard,
+    callback=parse_shard,
     help="Work on shard K of N (users with pk % N == K-1; integer pks only), under its own "
     "lock, so N processes share one backfill.",
 )
@@ -81,7 +61,7 @@ def _finite(ctx: click.Context, param: click.Parameter, value: float | None) -> 
     default=0,
     show_default=True,
     metavar="SECONDS",
-    callback=_finite,
+    callback=finite,
     help="Wait this long for another run's lock instead of exiting 75 at once.",
 )
 @click.option(

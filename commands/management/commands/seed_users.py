@@ -1,10 +1,4 @@
-"""manage.py seed_users: fake users with Faker, through save() or a bulk insert.
-
-The options' callbacks refuse, while click parses the command line and so before
-the bridge touches the database, what is wrong with the command line itself (an
-unknown receiver to mute, two passwords, an unreadable password file) and a run
-with DEBUG off without --force.
-"""
+"""manage.py seed_users: fake users with Faker, through save() or a bulk insert."""
 
 from __future__ import annotations
 
@@ -12,84 +6,21 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import click
-from django.conf import settings
-from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
-from commands.exitcodes import ExitCode
 from commands.options import batch_size_option, format_option
+from commands.options.seeding import (
+    known_locales,
+    parse_fields,
+    read_password_file,
+    refuse_unless_debug_or_forced,
+    resolve_mute_names,
+)
 from commands.progress import progress
 from commands.reports.seeding import seed_interrupted, seed_report
 from dbtools.stopping import stop_on_signals
-from seeding.generator import DEFAULT_LOCALES, unknown_locales
 from seeding.services import Via, users_seed
 from switches.muting import muted
-from switches.names import ReceiverNameError, resolve_names
-
-
-def _locales(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> tuple[str, ...]:
-    unknown = unknown_locales(value)
-    if unknown:
-        raise click.BadParameter(
-            f"unknown Faker locale(s): {', '.join(unknown)}; e.g. en_US, de_DE, fr_FR, ja_JP."
-        )
-    return value or DEFAULT_LOCALES
-
-
-def _fields(ctx: click.Context, param: click.Parameter, items: tuple[str, ...]) -> dict[str, str]:
-    fields: dict[str, str] = {}
-    for item in items:
-        name, equals, given = item.partition("=")
-        if not equals or not name:
-            raise click.BadParameter(f"{item!r} is not NAME=VALUE, e.g. --field tenant=acme.")
-        fields[name] = given
-    return fields
-
-
-# The callbacks below raise CommandError, not click.BadParameter: their messages
-# and exit codes stay what they were when the command itself checked them.
-
-
-def _debug_or_forced(ctx: click.Context, param: click.Parameter, force: bool) -> None:
-    """With DEBUG off, only --force (or a --dry-run, which writes nothing) lets a run start."""
-    if not settings.DEBUG and not force and not ctx.params["dry_run"]:
-        raise CommandError(
-            "refusing to seed fake users with DEBUG off; pass --force if this database "
-            "really is for testing.",
-            returncode=ExitCode.REFUSED,
-        )
-
-
-def _receivers(ctx: click.Context, param: click.Parameter, names: tuple[str, ...]) -> list[str]:
-    try:
-        return resolve_names(names)
-    except ReceiverNameError as exc:
-        raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
-
-
-def _password_from_file(
-    ctx: click.Context, param: click.Parameter, path: Path | None
-) -> str | None:
-    """The first line of the file: the password."""
-    if path is None:
-        return None
-    if ctx.params["password"] is not None:
-        raise CommandError(
-            "give --password or --password-file, not both.", returncode=ExitCode.USAGE
-        )
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as exc:
-        raise CommandError(
-            f"cannot read --password-file {path}: {exc.strerror}.", returncode=ExitCode.USAGE
-        ) from exc
-    except UnicodeDecodeError as exc:
-        raise CommandError(
-            f"--password-file {path} is not UTF-8 text.", returncode=ExitCode.USAGE
-        ) from exc
-    if not lines or not lines[0]:
-        raise CommandError(f"--password-file {path} is empty.", returncode=ExitCode.USAGE)
-    return lines[0]
 
 
 @django_command(name="seed_users", database=True)
@@ -115,7 +46,7 @@ def _password_from_file(
     "--locale",
     "locales",
     multiple=True,
-    callback=_locales,
+    callback=known_locales,
     metavar="LOCALE",
     help="Faker locale for names (repeatable, e.g. --locale de_DE --locale ja_JP). Default: en_US.",
 )
@@ -132,14 +63,14 @@ def _password_from_file(
     "password_from_file",
     type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path),
     default=None,
-    callback=_password_from_file,
+    callback=read_password_file,
     help="Read the password from the first line of this file.",
 )
 @click.option(
     "--mute",
     "mute",
     multiple=True,
-    callback=_receivers,
+    callback=resolve_mute_names,
     metavar="RECEIVER",
     help="Switch this receiver off for this run only, in this process (repeatable), e.g. "
     "--mute profiles.receivers.send_welcome_email. 'manage.py receivers list' names them.",
@@ -148,7 +79,7 @@ def _password_from_file(
     "--field",
     "field_values",
     multiple=True,
-    callback=_fields,
+    callback=parse_fields,
     metavar="NAME=VALUE",
     help="A value for every user's field NAME (repeatable), for a user model field that "
     "is required and has no default. Wins over the SEED_USERS_FIELD_VALUES setting.",
@@ -164,7 +95,7 @@ def _password_from_file(
     "--force",
     is_flag=True,
     expose_value=False,
-    callback=_debug_or_forced,
+    callback=refuse_unless_debug_or_forced,
     help="Seed even though DEBUG is off (refused otherwise, exit 77).",
 )
 @format_option(help="json: one object with the summary's figures.")
