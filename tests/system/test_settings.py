@@ -12,6 +12,7 @@ import secrets
 import pytest
 
 from commands.exitcodes import ExitCode
+from tests.cliproject.test_settings import LIMITS
 from tests.helpers.users import users
 
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60)}
@@ -55,16 +56,7 @@ def test_a_numeric_setting_out_of_range_stops_start_up_naming_it(manage):
 def test_numeric_settings_at_their_limits_are_accepted(manage):
     # In a process: each backend must take the longest timeouts (SQLite's busy
     # timeout, PostgreSQL's SET LOCAL, MySQL's session variables), not only the parser.
-    limits = {
-        "DATABASE_LOCK_TIMEOUT_SECONDS": "2147483",
-        "BATCH_STATEMENT_TIMEOUT_SECONDS": "1",
-        "BATCH_RETRIES": "0",
-        "RECEIVER_SWITCHES_REFRESH_SECONDS": "0",
-        "DATABASE_CONNECT_TIMEOUT": "1",
-        "EMAIL_PORT": "65535",
-        "EMAIL_TIMEOUT": "1",
-    }
-    result = manage("seed_users", "5", env=limits)
+    result = manage("seed_users", "5", env=LIMITS)
     assert result.returncode == 0, result.stderr
     assert users().count() == 5
 
