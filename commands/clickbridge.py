@@ -217,10 +217,14 @@ class ClickCommand(BaseCommand):
             database_ready(using=self._database)
         try:
             self._leaf()
-        except ConfigurationError as exc:
-            raise CommandError(str(exc), returncode=ExitCode.CONFIG) from exc
         except UsageError as exc:
-            raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
+            raise _command_error(exc) from exc
+
+
+def _command_error(exc: UsageError) -> CommandError:
+    """A service's refusal as the CommandError a command raises: 78 for a setting, else 2."""
+    code = ExitCode.CONFIG if isinstance(exc, ConfigurationError) else ExitCode.USAGE
+    return CommandError(str(exc), returncode=code)
 
 
 class _PassThroughParser:
@@ -273,9 +277,10 @@ def _default_map(command: click.Command, values: dict[str, Any]) -> dict[str, An
 
 
 class _ParsedByPlainClick(click.Command):
-    """A CommandError raised while parsing (an option's callback) keeps its exit code
-    under plain click too; through Django (``obj`` is the ClickCommand) it stays a
-    CommandError, printed as Django prints one."""
+    """What an option's callback refuses while click parses (a UsageError, a
+    CommandError) keeps its exit code and one line however the command is run:
+    through Django (a ClickCommand is the context's object) as a CommandError,
+    printed as Django prints one; under plain click (CliRunner) as a ClickException."""
 
     def make_context(
         self,
@@ -286,10 +291,14 @@ class _ParsedByPlainClick(click.Command):
     ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
-        except CommandError as exc:
-            if isinstance(extra.get("obj"), ClickCommand):
-                raise
-            raise _CommandFailed(exc) from exc
+        except (UsageError, CommandError) as exc:
+            error = _command_error(exc) if isinstance(exc, UsageError) else exc
+            through_django = isinstance(extra.get("obj"), ClickCommand) or (
+                parent is not None and parent.find_object(ClickCommand) is not None
+            )
+            if through_django:
+                raise error from exc
+            raise _CommandFailed(error) from exc
 
 
 class DjangoClickCommand(_ParsedByPlainClick, click.Command):
@@ -298,7 +307,7 @@ class DjangoClickCommand(_ParsedByPlainClick, click.Command):
     django_command_class: type[ClickCommand]
 
 
-class DjangoClickGroup(_ParsedByPlainClick, click.Group):
+class DjangoClickGroup(click.Group):
     django_command_class: type[ClickCommand]
 
 
@@ -359,6 +368,8 @@ def subcommand(
     def decorator(func: Callable[..., Any]) -> click.Command:
         attrs.setdefault("epilog", EXIT_CODES_HELP)
         callback = _leaf_callback(func, lambda: group.django_command_class)
-        return group.command(name=name, **attrs)(_django_options(callback, database=database))
+        return group.command(name=name, cls=DjangoClickCommand, **attrs)(
+            _django_options(callback, database=database)
+        )
 
     return decorator

@@ -27,7 +27,7 @@ from dbtools.errors import (
     needs_configuration,
 )
 
-# The environment variable each database alias comes from (cliproject/settings.py).
+# The environment variable each database alias comes from (cliproject/databases.py).
 _URL_SETTINGS = {"default": "DATABASE_URL", "locks": "LOCK_DATABASE_URL"}
 
 

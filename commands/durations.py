@@ -19,11 +19,12 @@ from typing import Any
 import click
 from django.utils import timezone
 
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# Largest first: the order format_duration shows them in.
+UNITS = {"d": 86400, "h": 3600, "m": 60, "s": 1}
 EXAMPLES = "90s, 30m, 2h, 1d, 1h30m"
 
-_DURATION = re.compile(r"(\d+[smhd])+")
-_PART = re.compile(r"(\d+)([smhd])")
+_PART = re.compile(rf"(\d+)([{''.join(UNITS)}])")
+_DURATION = re.compile(rf"({_PART.pattern})+")
 
 
 class DurationError(ValueError):
@@ -31,16 +32,16 @@ class DurationError(ValueError):
 
 
 class DurationTooLong(DurationError):
-    """A duration longer than the longest allowed; ``shown`` is the text, cut to 40 characters."""
-
-    def __init__(self, *, shown: str, longest: timedelta) -> None:
-        self.shown = shown
-        self.longest = longest
-        super().__init__(f"{shown} is longer than {format_duration(int(longest.total_seconds()))}.")
+    """A duration longer than the longest allowed."""
 
 
-def parse_duration(text: str, *, longest: timedelta) -> timedelta:
-    """``"1h30m"`` -> 90 minutes; above 0s and at most ``longest``, else :class:`DurationError`."""
+def parse_duration(text: str, *, longest: timedelta, too_long: str | None = None) -> timedelta:
+    """``"1h30m"`` -> 90 minutes; above 0s and at most ``longest``, else :class:`DurationError`.
+
+    ``too_long`` is what a duration past ``longest`` is longer than, and what to
+    do instead, as its error says it; by default ``longest`` itself ("36500d.").
+    The text is echoed cut to 40 characters.
+    """
     cleaned = text.strip().lower()
     if not _DURATION.fullmatch(cleaned):
         raise DurationError(f"{text!r} is not a duration; use e.g. {EXAMPLES}.")
@@ -57,29 +58,26 @@ def parse_duration(text: str, *, longest: timedelta) -> timedelta:
         raise DurationError("the duration must be longer than 0s.")
     if seconds > limit:
         shown = repr(text) if len(text) <= 40 else repr(text[:37] + "...")
-        raise DurationTooLong(shown=shown, longest=longest)
+        raise DurationTooLong(f"{shown} is longer than {too_long or format_duration(limit) + '.'}")
     return timedelta(seconds=seconds)
 
 
 Callback = Callable[[click.Context, click.Parameter, Any], "timedelta | None"]
 
 
-def duration_callback(*, longest: timedelta, too_long: str) -> Callback:
-    """A click option's callback: its text read as a duration up to ``longest``.
+def duration_callback(*, longest: timedelta, too_long: str | None = None) -> Callback:
+    """A click option's callback: its text read as a duration up to ``longest``
+    (:func:`parse_duration`, which says what ``too_long`` is).
 
-    ``too_long`` is what a duration past ``longest`` is longer than, and what
-    to do instead, as the option's error says it. None (the option left out)
-    and a ``timedelta`` (``call_command(..., duration=timedelta(...))``) pass
-    through.
+    None (the option left out) and a ``timedelta``
+    (``call_command(..., duration=timedelta(...))``) pass through.
     """
 
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> timedelta | None:
         if value is None or isinstance(value, timedelta):
             return value
         try:
-            return parse_duration(str(value), longest=longest)
-        except DurationTooLong as exc:
-            raise click.BadParameter(f"{exc.shown} is longer than {too_long}") from exc
+            return parse_duration(str(value), longest=longest, too_long=too_long)
         except DurationError as exc:
             raise click.BadParameter(str(exc)) from exc
 
@@ -89,7 +87,7 @@ def duration_callback(*, longest: timedelta, too_long: str) -> Callback:
 def format_duration(seconds: int) -> str:
     """90061 -> '1d 1h', 3660 -> '1h 1m', 59 -> '59s': the two largest units."""
     parts: list[str] = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+    for unit, size in UNITS.items():
         if seconds >= size or (unit == "s" and not parts):
             parts.append(f"{seconds // size}{unit}")
             seconds %= size

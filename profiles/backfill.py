@@ -18,8 +18,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -373,31 +373,17 @@ class _Batches:
 
 def backfill_lock(
     *, using: str, shard: Shard = WHOLE_TABLE, wait: float = 0, enabled: bool = True
-) -> BackfillLock:
+) -> AbstractContextManager[None]:
     """The run lock of a backfill of ``using``: one run per database, or per shard.
 
+    Entered, it holds the lock, waiting up to ``wait`` seconds for another run's
+    (then dbtools.locks.LockHeld); not ``enabled``, it takes no lock at all.
     Named ``backfill_profiles`` (``backfill_profiles:K/N`` for a shard) and taken
     on ``settings.BACKFILL_LOCK_DATABASE`` when that is set (LOCK_DATABASE_URL:
     a direct connection where a pooler would not hold it), else on ``using``.
     """
+    if not enabled:
+        return nullcontext()
     name = "backfill_profiles" if shard.count == 1 else f"backfill_profiles:{shard}"
     alias = settings.BACKFILL_LOCK_DATABASE or using
-    return BackfillLock(name=name, using=alias if enabled else None, wait=wait)
-
-
-@dataclass
-class BackfillLock:
-    """Entered, it holds the lock, waiting up to ``wait`` seconds for another run's
-    (then dbtools.locks.LockHeld); ``using`` None takes no lock at all."""
-
-    name: str
-    using: str | None  # the database alias the lock is taken on
-    wait: float = 0
-    _held: ExitStack = field(default_factory=ExitStack, init=False, repr=False, compare=False)
-
-    def __enter__(self) -> None:
-        if self.using is not None:
-            self._held.enter_context(database_lock(self.name, using=self.using, wait=self.wait))
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._held.__exit__(*exc_info)
+    return database_lock(name, using=alias, wait=wait)

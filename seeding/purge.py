@@ -9,14 +9,13 @@ from __future__ import annotations
 
 from contextlib import ExitStack
 from dataclasses import dataclass
-from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from profiles.models import Profile
-from seeding.models import SeededUser, SeedRun
-from seeding.runs import run_locked
+from seeding.models import SeedRun
+from seeding.runs import run_locked, run_members
 
 
 @dataclass(frozen=True)
@@ -63,13 +62,9 @@ def seeded_users_purge(*, using: str, dry_run: bool = False, batch_size: int = 5
     )
 
 
-def _members(run: SeedRun, *, using: str) -> Any:
-    return SeededUser.objects.using(using).filter(run=run)
-
-
 def _counted(run: SeedRun, *, using: str) -> tuple[int, int]:
     """The users and profiles purging the run would delete now."""
-    members = _members(run, using=using)
+    members = run_members(run, using=using)
     profiles = Profile.objects.using(using).filter(user__in=members.values("user_id"))
     return members.count(), profiles.count()
 
@@ -81,7 +76,7 @@ def _deleted(run: SeedRun, *, using: str, batch_size: int) -> tuple[int, int]:
     """
     user_model = get_user_model()
     user_manager = user_model._default_manager.db_manager(using)
-    members = _members(run, using=using).order_by("user_id").values_list("user_id", flat=True)
+    members = run_members(run, using=using).order_by("user_id").values_list("user_id", flat=True)
     users = profiles = 0
     while True:
         with transaction.atomic(using=using):

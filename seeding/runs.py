@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Max, Q
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone
 
 from dbtools.locks import LockHeld, database_lock
@@ -64,9 +64,9 @@ def run_claimed(
         yield run
 
 
-def run_members(run: SeedRun, *, using: str) -> int:
-    """The users the run has committed, counted in the database."""
-    return SeededUser.objects.using(using).filter(run=run).count()
+def run_members(run: SeedRun, *, using: str) -> QuerySet[SeededUser]:
+    """The record of the users the run has committed: one SeededUser row each."""
+    return SeededUser.objects.using(using).filter(run=run)
 
 
 def run_finish(run: SeedRun, *, using: str) -> int:
@@ -75,7 +75,7 @@ def run_finish(run: SeedRun, *, using: str) -> int:
     Called under the run's lock, so nobody resumes the run before it is marked
     finished. Counted in the database: the truth even when a stop cut a batch short.
     """
-    created = run_members(run, using=using)
+    created = run_members(run, using=using).count()
     finished_at = timezone.now() if created == run.requested else None
     SeedRun.objects.using(using).filter(pk=run.pk).update(created=created, finished_at=finished_at)
     return created

@@ -130,7 +130,7 @@ def users_seed(
 
     arguments = RunArguments(seed=seed, via=via, requested=count, locales=",".join(locales))
     with run_claimed(arguments, resumable=resumable, columns=columns, using=using) as run:
-        resumed_after = run_members(run, using=using)
+        resumed_after = run_members(run, using=using).count()
         users = FakeUsers(seed=seed, run_number=run.number, locales=locales)
         users.skip(resumed_after)
         writer = _BatchWriter(run, via=via, columns=columns, using=using, stop=stop)

@@ -1,13 +1,10 @@
-"""The matrix as an aligned text table, Markdown, or JSON: all from one MatrixResult."""
+"""The matrix as an aligned text table, Markdown, or the JSON object: all from one MatrixResult."""
 
 from __future__ import annotations
 
-import json
 import textwrap
 from collections.abc import Iterator
 from typing import Any
-
-from django.core.serializers.json import DjangoJSONEncoder
 
 from signalmatrix.recording import SIGNALS, Event
 from signalmatrix.services import MatrixResult, OperationResult
@@ -201,25 +198,21 @@ def render_markdown(result: MatrixResult) -> str:
     return "\n".join(lines)
 
 
-def render_json(result: MatrixResult) -> str:
-    """One object on one line, written as every command writes JSON (commands/render.py):
-    DjangoJSONEncoder, ASCII only."""
-    return json.dumps(
-        {
-            "database": result.database,
-            "vendor": result.vendor,
-            "backend": result.backend,
-            "django": result.django_version,
-            "user_model": result.user_model,
-            "receivers": [
-                {"name": r.name, "signal": r.signal, "sender": r.sender, "state": r.state}
-                for r in result.receivers
-            ],
-            "operations": [_operation_json(op) for op in result.operations],
-            "not_rolled_back": result.not_rolled_back,
-        },
-        cls=DjangoJSONEncoder,
-    )
+def matrix_json(result: MatrixResult) -> dict[str, Any]:
+    """The JSON object, for ``write_json`` (commands/render.py) to write as every command's."""
+    return {
+        "database": result.database,
+        "vendor": result.vendor,
+        "backend": result.backend,
+        "django": result.django_version,
+        "user_model": result.user_model,
+        "receivers": [
+            {"name": r.name, "signal": r.signal, "sender": r.sender, "state": r.state}
+            for r in result.receivers
+        ],
+        "operations": [_operation_json(op) for op in result.operations],
+        "not_rolled_back": result.not_rolled_back,
+    }
 
 
 def _operation_json(op: OperationResult) -> dict[str, Any]:

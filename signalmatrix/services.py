@@ -22,6 +22,7 @@ from signalmatrix.operations import OPERATIONS, Operation, Scene
 from signalmatrix.recording import DELETE_SIGNALS, SIGNALS, Event, recording
 from signalmatrix.users import UnbuildableUser, groups_field, new_user
 from switches.introspection import dotted_name, live_receivers
+from switches.names import top_level_package
 from switches.selectors import ReceiverState, receivers_list
 
 # What a transaction cannot take back, by backend; SQLite takes back everything
@@ -300,8 +301,8 @@ def raw_save_writers(*, using: str, packages: Collection[str]) -> list[RawSaveWr
 
 
 def _top_level(receiver: Callable[..., Any]) -> str:
-    module = getattr(receiver, "__module__", None) or type(receiver).__module__
-    return module.split(".", 1)[0]
+    """The top-level package of the module ``receiver`` (or, for an instance, its class) is in."""
+    return top_level_package(getattr(receiver, "__module__", None) or type(receiver).__module__)
 
 
 def _rows_written(

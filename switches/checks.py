@@ -28,7 +28,7 @@ from django.db import DatabaseError, transaction
 from dbtools.errors import first_line
 from switches.introspection import connected_receivers
 from switches.models import ReceiverSwitch
-from switches.names import project_packages
+from switches.names import project_packages, top_level_package
 from switches.wrapping import extra_names, switchable_names
 
 logger = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ def check_receivers_connected_once(
     connections = Counter(
         (c.name, c.signal, c.sender)
         for c in connected_receivers()
-        if c.name.split(".", 1)[0] in project
+        if top_level_package(c.name) in project
     )
     return [
         checks.Warning(

@@ -85,7 +85,7 @@ def project_packages() -> set[str]:
     for config in apps.get_app_configs():
         path = Path(config.path).resolve()
         if path.is_relative_to(base) and not {"site-packages", "dist-packages"} & set(path.parts):
-            packages.add(config.name.split(".", 1)[0])
+            packages.add(top_level_package(config.name))
     return packages
 
 

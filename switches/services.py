@@ -17,7 +17,7 @@ from django.utils import timezone
 
 from dbtools.errors import UsageError
 from switches import state
-from switches.models import ReceiverSwitch
+from switches.models import ReceiverSwitch, is_active
 from switches.names import resolve_names
 
 BY_MAX_LENGTH = 150
@@ -71,11 +71,16 @@ def receiver_switches_off(
     changes = []
     with transaction.atomic(using=using):
         for name in names:
-            row = switches.select_for_update().filter(name=name)
             # The row is locked whether or not it has expired, so a concurrent 'off' of
             # the same receiver waits for this one, then finds it off.
-            current = row.active(now).first() if row.first() is not None else None
-            since = current.switched_off_at if current is not None else now
+            current = (
+                switches.select_for_update()
+                .filter(name=name)
+                .values_list("switched_off_at", is_active(now))
+                .first()
+            )
+            stored_since, was_off = current if current is not None else (now, False)
+            since = stored_since if was_off else now
             switch, _ = switches.update_or_create(
                 name=name,
                 defaults={
@@ -88,7 +93,7 @@ def receiver_switches_off(
             changes.append(
                 SwitchChange(
                     name=name,
-                    was_off=current is not None,
+                    was_off=was_off,
                     is_off=True,
                     switched_off_at=switch.switched_off_at,
                     expires_at=switch.expires_at,
@@ -107,9 +112,12 @@ def receiver_switches_on(*, names: Sequence[str], using: str) -> list[SwitchChan
     switches = ReceiverSwitch.objects.using(using)
     names = resolve_names(names, also=set(switches.values_list("name", flat=True)))
     with transaction.atomic(using=using):
+        # Every stored row of these names is locked, expired or not, in the read that
+        # says which of them held their receiver off.
         stored = switches.select_for_update().filter(name__in=names)
-        was_off = set(stored.active(timezone.now()).values_list("name", flat=True))
-        stored.delete()
+        active = stored.values_list("name", is_active(timezone.now()))
+        was_off = {name for name, still_off in active if still_off}
+        switches.filter(name__in=names).delete()
     state.written(using=using)
     return [SwitchChange(name=name, was_off=name in was_off, is_off=False) for name in names]
 
@@ -118,9 +126,12 @@ def receiver_switches_all_on(*, using: str) -> list[SwitchChange]:
     """Switch every receiver back on; the changes list only those that were off."""
     switches = ReceiverSwitch.objects.using(using)
     with transaction.atomic(using=using):
-        pks = list(switches.select_for_update().order_by("name").values_list("pk", flat=True))
-        stored = switches.filter(pk__in=pks).order_by("name")
-        was_off = list(stored.active(timezone.now()).values_list("name", flat=True))
-        stored.delete()
+        stored = list(
+            switches.select_for_update()
+            .order_by("name")
+            .values_list("pk", "name", is_active(timezone.now()))
+        )
+        switches.filter(pk__in=[pk for pk, _, _ in stored]).delete()
+    was_off = [name for _, name, active in stored if active]
     state.written(using=using)
     return [SwitchChange(name=name, was_off=True, is_off=False) for name in was_off]

@@ -71,6 +71,14 @@ def forget() -> None:
     _snapshots.clear()
 
 
+def reset() -> None:
+    """Back to the state of a process that has sent no signal: no snapshot, and no
+    change of its own waiting for a transaction to end (a test's rolled-back
+    transaction never runs the on-commit hook that would clear that mark)."""
+    _snapshots.clear()
+    _uncommitted.clear()
+
+
 def written(*, using: str) -> None:
     """Called after this process changed the switches in ``using``.
 

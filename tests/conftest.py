@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import io
 import os
 import random
 import subprocess
@@ -9,28 +8,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
-from django.db import connections
 
-# Re-exported: tests import them from here (tests/helpers/processes.py is their home).
-from tests.helpers.processes import (
-    PROJECT_DIR,
-    SYSTEM_TESTS,
-    Environment,
-    child_environment,
-    completed,
-    database_url,
-)
-
-__all__ = [
-    "FAULT_SEED",
-    "PROJECT_DIR",
-    "child_environment",
-    "database_url",
-    "run_command",
-    "unreachable_database_url",
-]
+from tests.helpers.processes import SYSTEM_TESTS, Environment, completed
 
 # The seed of the fault tests' random moments (tests/system/test_faults.py): printed in
 # the header, so FAULT_SEED=<it> replays a red run, or one test of it (see fault_random).
@@ -43,13 +22,9 @@ def fresh_switch_state() -> Iterator[None]:
     receiver switches, no switch change waiting for its transaction to commit."""
     from switches import state
 
-    def reset() -> None:
-        state.forget()
-        state._uncommitted.clear()
-
-    reset()
+    state.reset()
     yield
-    reset()
+    state.reset()
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -107,29 +82,6 @@ def fault_random(request: pytest.FixtureRequest) -> random.Random:
     """A random stream for one test, from FAULT_SEED and the test's id: the same moments
     again whichever other tests run with it (``-k`` one red test)."""
     return random.Random(f"{FAULT_SEED}:{request.node.nodeid}")
-
-
-def run_command(name: Any, *args: Any, **options: Any) -> tuple[str, str, int]:
-    """call_command, returning (stdout, stderr, returncode) as adamchainz's helpers do."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        call_command(name, *args, stdout=out, stderr=err, **options)
-        code = 0
-    except CommandError as exc:
-        err.write(str(exc))
-        code = exc.returncode
-    return out.getvalue(), err.getvalue(), code
-
-
-def unreachable_database_url() -> str:
-    """A DATABASE_URL whose server refuses connections: something a rerun can succeed at.
-
-    SQLite has no server, and a path it cannot open is a setting to fix (exit 78),
-    so SQLite runs use a refused PostgreSQL port (psycopg is a dev dependency).
-    """
-    if connections["default"].vendor == "mysql":
-        return "mysql://nobody@127.0.0.1:1/none"
-    return "postgres://nobody@127.0.0.1:1/none"
 
 
 @pytest.fixture

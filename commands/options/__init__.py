@@ -26,13 +26,11 @@ def format_option(
     )
 
 
-def batch_size_option(
-    *, default: int | None, help: str, max: int | None = None
-) -> Callable[[F], F]:
-    """``--batch-size``: at least 1, and at most ``max`` where the service cannot take more."""
+def batch_size_option(*, default: int | None, help: str) -> Callable[[F], F]:
+    """``--batch-size``: at least 1; a service takes any larger size (it clamps what it binds)."""
     return click.option(
         "--batch-size",
-        type=click.IntRange(min=1, max=max),
+        type=click.IntRange(min=1),
         default=default,
         show_default=default is not None,
         help=help,

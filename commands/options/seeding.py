@@ -14,8 +14,9 @@ from django.conf import settings
 from django.core.management.base import CommandError
 
 from commands.exitcodes import ExitCode
+from dbtools.errors import UsageError
 from seeding.generator import DEFAULT_LOCALES, unknown_locales
-from switches.names import ReceiverNameError, resolve_names
+from switches.names import resolve_names
 
 
 def known_locales(
@@ -41,8 +42,8 @@ def parse_fields(
     return fields
 
 
-# The callbacks below raise CommandError, not click.BadParameter: their messages
-# and exit codes stay what they were when the command itself checked them.
+# The callbacks below raise a UsageError or a CommandError, not click.BadParameter:
+# their messages and exit codes stay what they were when the command itself checked them.
 
 
 def refuse_unless_debug_or_forced(ctx: click.Context, param: click.Parameter, force: bool) -> None:
@@ -58,10 +59,7 @@ def refuse_unless_debug_or_forced(ctx: click.Context, param: click.Parameter, fo
 def resolve_mute_names(
     ctx: click.Context, param: click.Parameter, names: tuple[str, ...]
 ) -> list[str]:
-    try:
-        return resolve_names(names)
-    except ReceiverNameError as exc:
-        raise CommandError(str(exc), returncode=ExitCode.USAGE) from exc
+    return resolve_names(names)  # a bad name is a UsageError: the bridge makes it exit 2
 
 
 def read_password_file(ctx: click.Context, param: click.Parameter, path: Path | None) -> str | None:
@@ -69,19 +67,13 @@ def read_password_file(ctx: click.Context, param: click.Parameter, path: Path | 
     if path is None:
         return None
     if ctx.params["password"] is not None:
-        raise CommandError(
-            "give --password or --password-file, not both.", returncode=ExitCode.USAGE
-        )
+        raise UsageError("give --password or --password-file, not both.")
     try:
         lines = path.read_text().splitlines()
     except OSError as exc:
-        raise CommandError(
-            f"cannot read --password-file {path}: {exc.strerror}.", returncode=ExitCode.USAGE
-        ) from exc
+        raise UsageError(f"cannot read --password-file {path}: {exc.strerror}.") from exc
     except UnicodeDecodeError as exc:
-        raise CommandError(
-            f"--password-file {path} is not UTF-8 text.", returncode=ExitCode.USAGE
-        ) from exc
+        raise UsageError(f"--password-file {path} is not UTF-8 text.") from exc
     if not lines or not lines[0]:
-        raise CommandError(f"--password-file {path} is empty.", returncode=ExitCode.USAGE)
+        raise UsageError(f"--password-file {path} is empty.")
     return lines[0]

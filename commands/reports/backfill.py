@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.management.base import CommandError
+
 from commands.clickbridge import ClickCommand
+from commands.exitcodes import ExitCode
 from commands.render import figures, write_json
 from profiles.backfill import BackfillResult
 from profiles.selectors import MissingProfiles
@@ -115,11 +118,15 @@ def lock_held(database: str, shard: Shard) -> str:
     )
 
 
-def interrupted(result: BackfillResult) -> str:
-    """What a signal left done, and what to run."""
-    return (
+def interrupted(result: BackfillResult) -> CommandError:
+    """The one line, and the exit code (128 + the signal), of a run a signal stopped:
+    what it left done, and what to run."""
+    signum = result.stop_signal
+    assert signum is not None  # only a run a signal stopped is reported as interrupted
+    return CommandError(
         f"interrupted after creating {result.created} profile(s) up to user pk "
-        f"{result.last_pk}; the batch in flight was committed; run again to finish."
+        f"{result.last_pk}; the batch in flight was committed; run again to finish.",
+        returncode=ExitCode.for_signal(signum),
     )
 
 

@@ -6,8 +6,6 @@ bug reports and cron mail.
 
 from __future__ import annotations
 
-import signal
-
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand
@@ -73,9 +71,11 @@ def seed_report(
         )
 
 
-def seed_interrupted(result: SeedResult, signum: int) -> CommandError:
+def interrupted(result: SeedResult) -> CommandError:
     """The one line, and the exit code (128 + the signal), of a run a signal stopped."""
-    name = signal.Signals(signum).name
+    signum = result.stop_signal
+    assert signum is not None  # only a run a signal stopped is reported as interrupted
+    name = signal_name(signum)
     if result.dry_run:
         message = f"interrupted by {name}; dry run, nothing was written."
     else:

@@ -16,6 +16,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from tests.helpers.processes import PROJECT_DIR
+from tests.helpers.settings import LIMITS
 
 SETTINGS_FILE = PROJECT_DIR / "cliproject" / "settings.py"
 
@@ -77,18 +78,6 @@ def test_a_numeric_setting_out_of_range_stops_start_up_naming_it(variable):
     for value in ["abc", "-1", *NUMERIC_SETTINGS[variable]]:
         line = refusal({variable: value, "EMAIL_HOST": "localhost"})
         assert line.startswith(f"{variable} must be a whole "), (value, line)
-
-
-# Each numeric setting at the end of its range that a server may refuse.
-LIMITS = {
-    "DATABASE_LOCK_TIMEOUT_SECONDS": "2147483",
-    "BATCH_STATEMENT_TIMEOUT_SECONDS": "1",
-    "BATCH_RETRIES": "0",
-    "RECEIVER_SWITCHES_REFRESH_SECONDS": "0",
-    "DATABASE_CONNECT_TIMEOUT": "1",
-    "EMAIL_PORT": "65535",
-    "EMAIL_TIMEOUT": "1",
-}
 
 
 def test_numeric_settings_at_their_limits_are_accepted():

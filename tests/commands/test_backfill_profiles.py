@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from profiles.models import Profile
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 from tests.helpers.users import bulk_users
 from tests.profiles.coverage import assert_every_user_has_exactly_one_profile
 

@@ -17,7 +17,7 @@ from commands.clickbridge import ClickCommand, django_command
 from commands.exitcodes import ExitCode
 from commands.management.commands import profiles_status
 from dbtools.errors import ConfigurationError, UsageError
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 
 User = get_user_model()
 
@@ -46,10 +46,16 @@ def _refuse_while_parsing(ctx: click.Context, param: click.Parameter, value: str
         raise CommandError(f"--strict {value!r} is refused.", returncode=ExitCode.REFUSED)
 
 
+def _tenant(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        raise UsageError(f"--tenant {value!r} is unknown; known: acme.")
+
+
 @django_command(name="strict")
 @click.option("--strict", callback=_refuse_while_parsing)
-def strict(cmd: ClickCommand, *, strict: str | None) -> None:
-    """A test command whose option callback refuses a value."""
+@click.option("--tenant", callback=_tenant)
+def strict(cmd: ClickCommand, *, strict: str | None, tenant: str | None) -> None:
+    """A test command whose option callbacks refuse a value."""
 
 
 @django_command(name="on_a_database", database=True)
@@ -80,6 +86,16 @@ def test_a_command_error_while_parsing_keeps_its_code_in_every_way_in():
     result = CliRunner().invoke(strict, ["--strict", "x"])
     assert result.exit_code == ExitCode.REFUSED
     assert "--strict 'x' is refused." in result.output
+
+
+def test_a_usage_error_while_parsing_is_exit_2_in_every_way_in():
+    with pytest.raises(CommandError) as excinfo:
+        call_command(strict.django_command_class(), tenant="x")
+    assert excinfo.value.returncode == ExitCode.USAGE
+    assert str(excinfo.value) == "--tenant 'x' is unknown; known: acme."
+    result = CliRunner().invoke(strict, ["--tenant", "x"])
+    assert result.exit_code == ExitCode.USAGE
+    assert "--tenant 'x' is unknown; known: acme." in result.output
 
 
 def test_the_database_is_checked_before_the_leaf_runs(monkeypatch):

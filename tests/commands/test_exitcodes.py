@@ -11,8 +11,7 @@ from django.core.management import get_commands, load_command_class
 
 from commands.clickbridge import EXIT_CODES_HELP, ClickCommand
 from commands.exitcodes import ExitCode
-
-PROJECT_DIR = Path(__file__).resolve().parents[2]
+from tests.helpers.processes import PROJECT_DIR
 
 
 def markdown_exit_codes(path: Path) -> dict[int, str]:

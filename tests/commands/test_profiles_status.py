@@ -7,7 +7,7 @@ import json
 import pytest
 
 from profiles.services import profile_ensure
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 from tests.helpers.users import bulk_users, create_user, users
 
 pytestmark = [pytest.mark.any_user_model, pytest.mark.django_db]

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from profiles.models import Profile
 from seeding.services import users_seed
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 from tests.helpers.seeding import legacy_run
 
 User = get_user_model()

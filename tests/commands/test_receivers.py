@@ -9,11 +9,14 @@ import json
 from typing import Any
 
 import pytest
+from django.core.management.base import CommandError
 
+from commands import clickbridge
+from commands.exitcodes import ExitCode
 from switches.introspection import connected_receivers
 from switches.models import ReceiverSwitch
 from switches.muting import muted
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 
 PROFILE = "profiles.receivers.create_profile"
 WELCOME = "profiles.receivers.send_welcome_email"
@@ -136,6 +139,20 @@ def test_bad_usage_exits_2(args, message):
     _, err, code = run_command("receivers", *args)
     assert code == 2 and message in err
     assert not ReceiverSwitch.objects.exists()
+
+
+@pytest.mark.parametrize("args", [["on"], ["on", WELCOME, "--all"], ["on", "--all", WELCOME]])
+def test_on_without_names_or_all_exits_2_before_the_database_is_checked(monkeypatch, args):
+    def unreachable(*, using):
+        raise CommandError("cannot connect to database 'default'", returncode=ExitCode.TEMPFAIL)
+
+    monkeypatch.setattr(clickbridge, "database_ready", unreachable)
+    out, err, code = run_command("receivers", *args)
+    assert (out, code) == ("", ExitCode.USAGE)
+    assert err == (
+        "give receiver names or --all, not both and not neither; "
+        "'manage.py receivers list' shows the names."
+    )
 
 
 @pytest.mark.django_db

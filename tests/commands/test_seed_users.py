@@ -10,7 +10,7 @@ from django.core.management import call_command
 
 from commands.management.commands import seed_users
 from profiles.models import Profile
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 
 User = get_user_model()
 

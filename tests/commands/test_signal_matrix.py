@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from signalmatrix.operations import Scene
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 from tests.signalmatrix.helpers import replace_operation  # noqa: F401 - a fixture
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django.core.exceptions import FieldDoesNotExist
 from django.core.management.color import no_style
 from django.db import connections, models
 
@@ -38,7 +39,7 @@ def user_fields(i: int, prefix: str = "user") -> dict[str, Any]:
         required = not (field.null or field.blank or field.has_default() or field.auto_created)
         if required and field.name not in values and field.name != "password":
             values[field.name] = f"{prefix[:8]}{i}"[: field.max_length or None]
-    return {name: value for name, value in values.items() if _has_field(model, name)}
+    return {name: value for name, value in values.items() if has_field(name, model=model)}
 
 
 def new_user(i: int, prefix: str = "user", **overrides: Any) -> Any:
@@ -89,9 +90,10 @@ def _reset_sequences(model: Any, using: str) -> None:
             cursor.execute(sql)
 
 
-def _has_field(model: Any, name: str) -> bool:
+def has_field(name: str, *, model: Any = None) -> bool:
+    """Whether ``model`` (the installed user model unless given) has the field ``name``."""
     try:
-        model._meta.get_field(name)
-    except Exception:
+        (model or user_model())._meta.get_field(name)
+    except FieldDoesNotExist:
         return False
     return True

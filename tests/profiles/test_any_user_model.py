@@ -20,7 +20,7 @@ from profiles.selectors import users_without_profile_count
 from profiles.services import profile_ensure, welcome_email_send
 from profiles.sharding import Shard, user_pk_is_integer
 from profiles.sql import in_pk_order
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 from tests.helpers.users import bulk_users, create_user, new_user, user_fields, user_model, users
 from tests.profiles.coverage import (
     assert_every_user_has_exactly_one_profile,

@@ -10,7 +10,7 @@ from django.db.models.signals import post_save
 
 from profiles import receivers
 from profiles.models import Profile
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 
 User = get_user_model()
 

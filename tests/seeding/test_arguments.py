@@ -13,7 +13,7 @@ from commands.management.commands import seed_users
 from seeding.errors import SeedArgumentError
 from seeding.models import SeedRun
 from seeding.services import users_seed
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 from tests.helpers.seeding import required_field_values, seed
 from tests.helpers.stopping import StopAtCheck
 from tests.helpers.users import create_user, user_model, users

@@ -37,6 +37,7 @@ def test_purge_deletes_exactly_the_recorded_users_never_lookalikes():
         create_user(0, "SEED1-Carol"),
         create_user(0, "Seed1-dave"),
         create_user(1, "real", **{email: "seed1-x@example.com"}),
+        create_user(1, "seed99-"),  # named and addressed like run 99's first user
     ]
     seed(50, via="save")
     kept = {user.pk for user in (*between, *lookalikes)}
@@ -46,6 +47,7 @@ def test_purge_deletes_exactly_the_recorded_users_never_lookalikes():
     if all(isinstance(pk, int) for pk in run_one):  # the real user sits inside the seeded range
         assert min(run_one) < between[0].pk < max(run_one)
     profiles = Profile.objects.filter(user__in=seeded).count()
+    assert profiles == 50  # the receiver's, one per user saved; bulk_create sends no signal
 
     preview = seeded_users_purge(using="default", dry_run=True)
     assert (preview.runs, preview.users, preview.profiles) == (2, 350, profiles)
@@ -54,6 +56,7 @@ def test_purge_deletes_exactly_the_recorded_users_never_lookalikes():
     result = seeded_users_purge(using="default", batch_size=64)
     assert (result.runs, result.users, result.profiles) == (2, 350, profiles)
     assert all_pks() == kept
+    assert Profile.objects.count() == len(kept)  # the kept users keep theirs
     assert not SeedRun.objects.exists() and not SeededUser.objects.exists()
 
 

@@ -8,7 +8,6 @@ from django.contrib.auth import get_user_model
 from profiles.models import Profile
 from seeding.generator import RESERVED_DOMAINS, FakeUsers
 from seeding.models import SeedRun
-from seeding.purge import seeded_users_purge
 from seeding.services import users_seed
 from tests.helpers.stopping import StopAtCheck
 
@@ -118,21 +117,6 @@ def test_dry_run_writes_nothing():
     result = seed(500, dry_run=True)
     assert result.dry_run and result.created == 0
     assert User.objects.count() == 0
-    assert SeedRun.objects.count() == 0
-
-
-def test_purge_deletes_exactly_the_seeded_users():
-    keep = User.objects.create_user("seed99-1.not.ours", email="seed99-1@example.com")
-    keep_too = User.objects.create_user("alice")
-    seed(150, via="save")
-    seed(150, via="bulk")
-    preview = seeded_users_purge(using="default", dry_run=True)
-    assert (preview.users, preview.profiles, preview.runs) == (300, 150, 2)
-    assert User.objects.count() == 302
-    result = seeded_users_purge(using="default", batch_size=64)
-    assert (result.users, result.profiles) == (300, 150)
-    assert set(User.objects.values_list("pk", flat=True)) == {keep.pk, keep_too.pk}
-    assert Profile.objects.count() == 2
     assert SeedRun.objects.count() == 0
 
 

@@ -12,7 +12,7 @@ from seeding.errors import SeedArgumentError, SeedSettingError
 from seeding.generator import RESERVED_DOMAINS
 from seeding.models import SeedRun
 from seeding.userfields import SETTING, pg_copy_type
-from tests.conftest import run_command
+from tests.helpers.commands import run_command
 from tests.helpers.seeding import recorded_pks, required_field_values, seed, username_values
 from tests.helpers.users import create_user, user_model, users
 

@@ -7,14 +7,23 @@ from typing import Any
 
 import pytest
 from django.apps import apps
-from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
 
 from signalmatrix.operations import OPERATIONS
 from signalmatrix.services import MatrixResult, OperationResult
-from tests.helpers.users import user_model
+from tests.helpers.users import has_field, user_model
 
 GROUP_ROWS = {"groups_add", "groups_remove", "groups_set", "groups_clear"}
+# The rows whose operation creates a user: the profile receiver runs for each.
+CREATING = (
+    "save_insert",
+    "create",
+    "create_user",
+    "get_or_create_created",
+    "update_or_create_created",
+    "asave",
+    "acreate",
+)
 
 
 def row(result: MatrixResult, key: str) -> OperationResult:
@@ -24,15 +33,6 @@ def row(result: MatrixResult, key: str) -> OperationResult:
 def sent(op: OperationResult, signal: str) -> list[dict[str, Any]]:
     """The events of ``signal`` in ``op``, each as {"sender": ..., **arguments}."""
     return [{"sender": e.sender, **dict(e.arguments)} for e in op.events if e.signal == signal]
-
-
-def has_field(name: str) -> bool:
-    """Whether the installed user model has the field ``name``."""
-    try:
-        user_model()._meta.get_field(name)
-    except FieldDoesNotExist:
-        return False
-    return True
 
 
 def expected_not_applicable() -> dict[str, str]:

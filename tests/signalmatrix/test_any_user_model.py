@@ -10,26 +10,16 @@ from __future__ import annotations
 import pytest
 
 from signalmatrix.services import signal_matrix_run
-from tests.helpers.users import bulk_users, create_user, user_model
+from tests.helpers.users import bulk_users, create_user, has_field, user_model
 from tests.signalmatrix.helpers import (
+    CREATING,
     database_contents,
     expected_not_applicable,
-    has_field,
     row,
     sent,
 )
 
 pytestmark = pytest.mark.any_user_model
-
-CREATING = (
-    "save_insert",
-    "create",
-    "create_user",
-    "get_or_create_created",
-    "update_or_create_created",
-    "asave",
-    "acreate",
-)
 
 
 def expected_update_field() -> str:

@@ -4,14 +4,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from django.core.management.base import BaseCommand
 
+from commands.render import write_json
 from signalmatrix.recording import SIGNALS, Event
-from signalmatrix.render import cells, render_json, render_markdown, render_text
+from signalmatrix.render import cells, matrix_json, render_markdown, render_text
 from signalmatrix.services import MatrixResult, OperationResult, signal_matrix_run
-from tests.conftest import PROJECT_DIR
+from tests.helpers.processes import PROJECT_DIR
 
 ALL = tuple(SIGNALS)
 
@@ -127,7 +130,9 @@ def test_markdown_is_a_table_with_one_row_per_operation(matrix):
 
 
 def test_json_parses_and_keeps_arguments(matrix):
-    data = json.loads(render_json(matrix))
+    out = io.StringIO()
+    write_json(BaseCommand(stdout=out), matrix_json(matrix))
+    data = json.loads(out.getvalue())
     assert data["backend"] == matrix.backend and data["django"] == matrix.django_version
     ops = {o["key"]: o for o in data["operations"]}
     assert len(ops) == len(matrix.operations)

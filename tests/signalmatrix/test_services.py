@@ -18,20 +18,11 @@ from signalmatrix.operations import Scene
 from signalmatrix.services import signal_matrix_run
 from switches.muting import muted
 from switches.services import receiver_switches_off
-from tests.signalmatrix.helpers import database_contents, row, sent
+from tests.signalmatrix.helpers import CREATING, database_contents, row, sent
 
 User = get_user_model()
 
 CREATE_PROFILE = "profiles.receivers.create_profile"
-CREATING = (
-    "save_insert",
-    "create",
-    "create_user",
-    "get_or_create_created",
-    "update_or_create_created",
-    "asave",
-    "acreate",
-)
 
 
 @pytest.fixture

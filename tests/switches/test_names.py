@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from switches.names import ReceiverNameError, closest_names, project_packages, resolve_names
+from switches.names import (
+    ReceiverNameError,
+    closest_names,
+    project_packages,
+    resolve_names,
+    top_level_package,
+)
 from tests.switches.receivers import SYNC
 
 
@@ -43,3 +49,8 @@ def test_project_packages_are_the_apps_and_tests_here_not_what_is_installed():
     packages = project_packages()
     assert {"profiles", "switches", "signalmatrix", "commands", "tests"} <= packages
     assert not {"django", "click", "asgiref"} & packages
+
+
+def test_the_top_level_package_of_a_dotted_name():
+    assert top_level_package("profiles.receivers.create_profile") == "profiles"
+    assert top_level_package("profiles") == "profiles"

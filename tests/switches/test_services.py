@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from dbtools.errors import UsageError
@@ -65,6 +67,31 @@ def test_off_after_expiry_is_a_change_with_a_new_since():
     assert change.changed
     assert change.switched_off_at is not None and change.switched_off_at > old
     assert ReceiverSwitch.objects.get().expires_at is None
+
+
+def statements(queries: CaptureQueriesContext) -> list[str]:
+    """The first word of each statement sent, savepoints left out."""
+    words = [query["sql"].split()[0].upper() for query in queries]
+    return [word for word in words if word not in {"SAVEPOINT", "RELEASE", "ROLLBACK"}]
+
+
+def test_each_service_reads_the_rows_it_changes_once_under_their_lock():
+    off(WELCOME)
+    past = timezone.now() - timedelta(hours=1)
+    ReceiverSwitch.objects.create(name=PROFILE, switched_off_at=past, expires_at=past)
+    with CaptureQueriesContext(connection) as again:
+        [change] = off(WELCOME)
+    assert not change.changed
+    # The locked read (with whether it is active), then update_or_create's own.
+    assert statements(again) == ["SELECT", "SELECT", "UPDATE"]
+    with CaptureQueriesContext(connection) as on:
+        [change] = receiver_switches_on(names=[PROFILE], using="default")
+    assert not change.changed  # it had expired
+    # The stored names (for a receiver that is gone), the locked read, the delete.
+    assert statements(on) == ["SELECT", "SELECT", "DELETE"]
+    with CaptureQueriesContext(connection) as all_on:
+        assert [c.name for c in receiver_switches_all_on(using="default")] == [WELCOME]
+    assert statements(all_on) == ["SELECT", "DELETE"]
 
 
 def test_on_removes_the_row_and_on_again_is_no_change():
@@ -144,7 +171,10 @@ def test_this_process_obeys_its_own_change_at_once(settings):
 def test_after_commit_reads_are_cached_again(signal, settings, django_assert_num_queries):
     settings.RECEIVER_SWITCHES_REFRESH_SECONDS = 3600
     off(PROFILE)
-    assert state._uncommitted == set()  # autocommit: nothing left pending
+    with transaction.atomic():
+        state.switched_off("default")
+        # autocommit: nothing left pending, so reads are cached even inside a transaction
+        assert state.cached_off("default") == frozenset({PROFILE})
     signal.send(sender=None, using="default")
     with django_assert_num_queries(0):
         signal.send(sender=None, using="default")

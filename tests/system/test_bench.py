@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from bench import registry
+from tests.helpers.commands import unreachable_database_url
 from tests.helpers.processes import completed
 
 User = get_user_model()
@@ -54,7 +55,7 @@ def test_runs_on_a_throwaway_database_and_leaves_the_real_one_alone():
 
 
 def test_list_names_every_case_without_a_database():
-    proc = bench("--list", env={"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
+    proc = bench("--list", env={"DATABASE_URL": unreachable_database_url()})
 
     assert proc.returncode == 0, proc.stderr
     listed = [line.split()[0] for line in proc.stdout.splitlines()]
@@ -69,7 +70,7 @@ def test_unknown_case_is_a_usage_error():
 
 
 def test_unreachable_server_exits_75_with_the_next_step():
-    proc = bench("--size", "1", env={"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
+    proc = bench("--size", "1", env={"DATABASE_URL": unreachable_database_url()})
 
     assert proc.returncode == 75
     assert "cannot create the throwaway database 'bench_none'" in proc.stderr

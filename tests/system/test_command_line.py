@@ -58,14 +58,6 @@ def test_unmigrated_database_is_one_line_then_traceback_on_request(manage, tmp_p
     assert "Traceback (most recent call last)" in with_traceback.stderr
 
 
-def test_unreachable_database_exits_75(manage):
-    # Refused: worth trying again later (a database that needs fixing: test_dbready.py).
-    result = manage("profiles_status", env={"DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"})
-    assert result.returncode == 75, result.stderr
-    assert "cannot connect to database 'default'" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 def test_settings_and_pythonpath_options(manage, tmp_path):
     (tmp_path / "alt_settings.py").write_text(
         textwrap.dedent("""

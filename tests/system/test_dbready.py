@@ -19,6 +19,7 @@ import pytest
 from django.db import connection
 
 from commands.exitcodes import ExitCode
+from tests.helpers.commands import unreachable_database_url
 
 VENDOR = connection.vendor
 
@@ -80,6 +81,8 @@ SQLITE_CASES: list[Case] = [
         78,
         "unable to open database file",
     ),
+    # SQLite has no server to refuse: a refused PostgreSQL port (unreachable_database_url).
+    ("refused", unreachable_database_url, 75, "Connection refused"),
 ]
 CASES: dict[str, list[Case]] = {
     "postgresql": [
@@ -106,18 +109,33 @@ def assert_one_line(result: subprocess.CompletedProcess[str], code: int, *fragme
     return lines[0]
 
 
+# Every command that uses the database (the bridge checks it first): its arguments.
+COMMANDS: dict[str, tuple[str, ...]] = {
+    "profiles_status": ("profiles_status",),
+    "backfill_profiles": ("backfill_profiles",),
+    "seed_users": ("seed_users", "5"),
+    "signal_matrix": ("signal_matrix",),
+    "receivers": ("receivers", "list"),
+}
+
+
 @pytest.mark.parametrize(
     ("url", "code", "fragment"),
     [case[1:] for case in CASES[VENDOR]],
     ids=[case[0] for case in CASES[VENDOR]],
 )
-@pytest.mark.parametrize("command", ["profiles_status", "backfill_profiles", "seed_users"])
+@pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.django_db(transaction=True)
 def test_a_database_that_cannot_be_used(manage, command, url, code, fragment):
-    args = [command, "5"] if command == "seed_users" else [command]
-    result = manage(*args, env={"DATABASE_URL": url()})
+    result = manage(*COMMANDS[command], env={"DATABASE_URL": url()})
     setting = "fix DATABASE_URL" if code == ExitCode.CONFIG else "DATABASE_URL"
     assert_one_line(result, code, "cannot connect to database 'default'", fragment, setting)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unmigrated_database_exits_1(manage, command, tmp_path):
+    result = manage(*COMMANDS[command], env={"DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"})
+    assert_one_line(result, 1, "is not migrated", "manage.py migrate")
 
 
 @pytest.mark.django_db(transaction=True)

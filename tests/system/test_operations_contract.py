@@ -21,7 +21,7 @@ from django.db import connection
 from commands.exitcodes import ExitCode
 from dbtools.locks import database_lock
 from profiles.models import Profile
-from tests.conftest import unreachable_database_url
+from tests.helpers.commands import unreachable_database_url
 from tests.helpers.processes import database_url
 from tests.helpers.users import bulk_users
 
@@ -66,7 +66,7 @@ def test_lock_database_url_takes_the_lock_on_its_own_connection(manage):
     result = manage("backfill_profiles", env=direct)
     assert result.returncode == 0, result.stderr
     assert Profile.objects.count() == 100
-    refused = {"LOCK_DATABASE_URL": "postgres://nobody@127.0.0.1:1/none"}
+    refused = {"LOCK_DATABASE_URL": unreachable_database_url()}
     broken = manage("backfill_profiles", env=refused)
     assert broken.returncode == 75, broken.stderr  # one that needs fixing: test_dbready.py
     assert "cannot connect to database 'locks'" in broken.stderr

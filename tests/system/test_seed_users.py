@@ -19,7 +19,7 @@ import pytest
 from dbtools.locks import LockHeld, database_lock
 from seeding.models import SeededUser, SeedRun
 from seeding.runs import run_lock
-from tests.conftest import unreachable_database_url
+from tests.helpers.commands import unreachable_database_url
 from tests.helpers.processes import completed, spawned, wait_until
 from tests.helpers.seeding import username_values
 from tests.helpers.users import users
@@ -67,18 +67,6 @@ def test_debug_off_with_force_seeds(manage):
     result = manage("seed_users", "10", "--force", env=DEBUG_OFF)
     assert result.returncode == 0, result.stderr
     assert users().count() == 10
-
-
-def test_unreachable_database_exits_75(manage):
-    result = manage("seed_users", "10", env={"DATABASE_URL": unreachable_database_url()})
-    assert result.returncode == 75, result.stderr
-    assert "cannot connect" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_unmigrated_database_exits_1(manage, tmp_path):
-    result = manage("seed_users", "10", env={"DATABASE_URL": f"sqlite:///{tmp_path}/new.db"})
-    assert result.returncode == 1
-    assert "manage.py migrate" in result.stderr
 
 
 # -- a signal --
@@ -156,9 +144,13 @@ def test_a_run_in_progress_is_never_resumed_and_a_dead_one_is():
         resumer = start(batch_size=5000)
         results = [summary(third), summary(resumer)]
 
+    # A commit the killed run had sent may land after left_at was read (its batch and its
+    # lock are on two connections): the resumer starts from what the database holds then.
+    resumed_after = results[1]["resumed_after"]
+    assert left_at <= resumed_after < COUNT
     assert [(r["run"], r["resumed_after"], r["created"]) for r in results] == [
         (3, 0, COUNT),
-        (2, left_at, COUNT - left_at),
+        (2, resumed_after, COUNT - resumed_after),
     ]
     assert [
         (r.number, r.created, r.finished_at is not None) for r in SeedRun.objects.order_by("number")

@@ -12,7 +12,7 @@ import secrets
 import pytest
 
 from commands.exitcodes import ExitCode
-from tests.cliproject.test_settings import LIMITS
+from tests.helpers.settings import LIMITS
 from tests.helpers.users import users
 
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60)}

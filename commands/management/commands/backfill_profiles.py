@@ -6,7 +6,6 @@ import click
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
-from commands.dbready import database_ready
 from commands.exitcodes import ExitCode
 from commands.options import batch_size_option, finite, format_option
 from commands.options.backfill import parse_shard
@@ -109,8 +108,6 @@ def command(
             raise CommandError(lacking(missing), returncode=ExitCode.FAILED)
         return
     lock = backfill_lock(using=database, shard=shard, wait=wait, enabled=not no_lock)
-    if lock.using is not None and lock.using != database:  # LOCK_DATABASE_URL: one of its own
-        database_ready(using=lock.using)
     try:
         with lock, stop_on_signals() as stop, progress(cmd, label="Backfilling") as advance:
             result = profiles_backfill(
@@ -127,8 +124,7 @@ def command(
         raise CommandError(lock_held(database, shard), returncode=ExitCode.TEMPFAIL) from None
     write_run(cmd, result, shard=shard, output_format=output_format)
     if result.stop_signal is not None:
-        code = ExitCode.for_signal(result.stop_signal)
-        raise CommandError(interrupted(result), returncode=code)
+        raise interrupted(result)
 
 
 Command = command.django_command_class

@@ -6,14 +6,13 @@ import getpass
 from datetime import timedelta
 
 import click
-from django.core.management.base import CommandError
 from django.utils import timezone
 
 from commands.clickbridge import ClickCommand, django_group, subcommand
 from commands.durations import EXAMPLES, duration_callback
-from commands.exitcodes import ExitCode
 from commands.options import format_option
 from commands.reports.receivers import write_changes, write_receivers
+from dbtools.errors import UsageError
 from switches.selectors import receivers_list
 from switches.services import (
     MAX_DURATION,
@@ -38,6 +37,17 @@ SWITCH_DURATION = duration_callback(
     too_long=f"the longest switch, {MAX_DURATION.days}d (100 years: a later expiry does not "
     "fit every database); leave --for out to switch off until 'receivers on'.",
 )
+
+
+def names_or_all(ctx: click.Context, param: click.Parameter, all_: bool) -> bool:
+    """--all of 'receivers on', refused while parsing (before the database is checked)
+    unless exactly one of it and the names is given; NAME... is eager, so read first."""
+    if all_ == bool(ctx.params.get("names")):
+        raise UsageError(
+            "give receiver names or --all, not both and not neither; "
+            "'manage.py receivers list' shows the names."
+        )
+    return all_
 
 
 def _os_user() -> str:
@@ -97,20 +107,16 @@ def off(
 
 
 @subcommand(group, name="on", database=True)
-@click.argument("names", nargs=-1, metavar="[NAME]...")
-@click.option("--all", "all_", is_flag=True, help="Switch every receiver back on.")
+@click.argument("names", nargs=-1, metavar="[NAME]...", is_eager=True)
+@click.option(
+    "--all", "all_", is_flag=True, callback=names_or_all, help="Switch every receiver back on."
+)
 def on(cmd: ClickCommand, *, database: str, names: tuple[str, ...], all_: bool) -> None:
     """Switch receivers back on, in every process that uses the database.
 
     Switching on a receiver that is on is not an error. An unknown name
     changes nothing and exits 2.
     """
-    if all_ == bool(names):
-        raise CommandError(
-            "give receiver names or --all, not both and not neither; "
-            "'manage.py receivers list' shows the names.",
-            returncode=ExitCode.USAGE,
-        )
     if not all_:
         write_changes(cmd, receiver_switches_on(names=names, using=database))
         return

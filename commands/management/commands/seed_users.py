@@ -17,7 +17,7 @@ from commands.options.seeding import (
     resolve_mute_names,
 )
 from commands.progress import progress
-from commands.reports.seeding import seed_interrupted, seed_report
+from commands.reports.seeding import interrupted, seed_report
 from dbtools.stopping import stop_on_signals
 from seeding.services import Via, users_seed
 from switches.muting import muted
@@ -147,7 +147,7 @@ def command(
         )
     seed_report(cmd, result, output_format=output_format, database=database)
     if result.stop_signal is not None:
-        raise seed_interrupted(result, result.stop_signal)
+        raise interrupted(result)
 
 
 Command = command.django_command_class

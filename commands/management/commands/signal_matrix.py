@@ -7,7 +7,8 @@ from django.core.management.base import CommandError
 from commands.clickbridge import ClickCommand, django_command
 from commands.exitcodes import ExitCode
 from commands.options import format_option
-from signalmatrix.render import render_json, render_markdown, render_text
+from commands.render import write_json
+from signalmatrix.render import matrix_json, render_markdown, render_text
 from signalmatrix.services import signal_matrix_run
 
 
@@ -32,7 +33,7 @@ def command(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     """
     result = signal_matrix_run(using=database)
     if output_format == "json":
-        cmd.stdout.write(render_json(result))
+        write_json(cmd, matrix_json(result))
     elif output_format == "markdown":
         cmd.stdout.write(render_markdown(result))
     elif cmd.verbosity >= 1:
