@@ -101,8 +101,10 @@ USE_TZ = True
 
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 
-# E-mail: the console in development; SMTP when EMAIL_HOST is set, and in
-# production (DEBUG off) always: to the local MTA on localhost:25 by default.
+# E-mail: files in var/mail/ in development, never the console (a mail on stdout
+# would mix users' addresses into a command's output and break --format json);
+# SMTP when EMAIL_HOST is set, and in production (DEBUG off) always: to the local
+# MTA on localhost:25 by default.
 _smtp_host = os.environ.get("EMAIL_HOST", "" if DEBUG else "localhost")
 _smtp = {
     "host": _smtp_host,
@@ -112,13 +114,16 @@ _smtp = {
     "use_tls": env_bool("EMAIL_USE_TLS", False),
     "timeout": env_int("EMAIL_TIMEOUT", 10, minimum=1),
 }
-_mail_backend = (
-    "django.core.mail.backends.smtp.EmailBackend"
-    if _smtp_host
-    else os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
-)
+MAIL_DIRECTORY = Path(os.environ.get("EMAIL_FILE_PATH", BASE_DIR / "var" / "mail"))
+_FILE_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+_mail_options: dict[str, object]
+if _smtp_host:
+    _mail_backend, _mail_options = "django.core.mail.backends.smtp.EmailBackend", _smtp
+else:
+    _mail_backend = os.environ.get("EMAIL_BACKEND", _FILE_BACKEND)
+    _mail_options = {"file_path": str(MAIL_DIRECTORY)} if _mail_backend == _FILE_BACKEND else {}
 if django.VERSION >= (6, 1):  # MAILERS replaces EMAIL_BACKEND and the EMAIL_* settings
-    MAILERS = {"default": {"BACKEND": _mail_backend, "OPTIONS": _smtp if _smtp_host else {}}}
+    MAILERS = {"default": {"BACKEND": _mail_backend, "OPTIONS": _mail_options}}
 else:
     EMAIL_BACKEND = _mail_backend
     if _smtp_host:
@@ -128,6 +133,8 @@ else:
         EMAIL_HOST_PASSWORD = _smtp["password"]
         EMAIL_USE_TLS = _smtp["use_tls"]
         EMAIL_TIMEOUT = _smtp["timeout"]
+    else:
+        EMAIL_FILE_PATH = str(MAIL_DIRECTORY)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "noreply@example.com")
 
 LOGGING = {

@@ -103,6 +103,30 @@ def test_production_takes_the_secret_key_and_mails_through_the_local_mta():
     assert (names["_smtp"]["host"], names["_smtp"]["port"]) == ("localhost", 25)
 
 
+def mailer(names: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The default mail backend and its options, from MAILERS (6.1+) or EMAIL_* (before)."""
+    if "MAILERS" in names:
+        default = names["MAILERS"]["default"]
+        return default["BACKEND"], default["OPTIONS"]
+    return names["EMAIL_BACKEND"], {"file_path": names.get("EMAIL_FILE_PATH")}
+
+
+def test_development_mail_goes_to_files_never_to_the_console(tmp_path):
+    backend, options = mailer(settings_from({}))
+    assert backend == "django.core.mail.backends.filebased.EmailBackend"
+    assert options["file_path"] == str(PROJECT_DIR / "var" / "mail")
+    backend, options = mailer(settings_from({"EMAIL_FILE_PATH": str(tmp_path)}))
+    assert (backend, options["file_path"]) == (
+        "django.core.mail.backends.filebased.EmailBackend",
+        str(tmp_path),
+    )
+
+
+def test_an_email_host_means_smtp_in_development_too():
+    backend, _ = mailer(settings_from({"EMAIL_HOST": "mail.example.com"}))
+    assert backend == "django.core.mail.backends.smtp.EmailBackend"
+
+
 def test_lock_database_url_gives_the_backfill_lock_its_own_alias():
     names = settings_from({"LOCK_DATABASE_URL": "postgres://app@db.internal:5432/app"})
     assert names["BACKFILL_LOCK_DATABASE"] == "locks"

@@ -11,9 +11,13 @@ saying so (:func:`_check_caller`).
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -45,6 +49,15 @@ def database_url(alias: str = "default") -> str:
     return f"{scheme}://{auth}@{host}{port}/{s['NAME']}"
 
 
+@functools.cache
+def child_mail_directory() -> str:
+    """Where a child's development mail goes: one directory for the run, removed at exit,
+    so no test writes mail into the checkout's var/mail/."""
+    directory = tempfile.mkdtemp(prefix="test-mail-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    return directory
+
+
 def child_environment() -> dict[str, str]:
     """What a child ``manage.py`` needs to use this run's test database and settings module."""
     # Not settings.SETTINGS_MODULE: under pytest-django's ``settings`` fixture it is None.
@@ -52,6 +65,7 @@ def child_environment() -> dict[str, str]:
     return {
         "DATABASE_URL": database_url(),
         "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "cliproject.settings"),
+        "EMAIL_FILE_PATH": child_mail_directory(),
         "PYTHONUNBUFFERED": "1",
     }
 

@@ -156,3 +156,16 @@ def test_a_run_in_progress_is_never_resumed_and_a_dead_one_is():
         (r.number, r.created, r.finished_at is not None) for r in SeedRun.objects.order_by("number")
     ] == [(1, COUNT, True), (2, COUNT, True), (3, COUNT, True)]
     assert users().count() == len(username_values()) == 3 * COUNT
+
+
+@pytest.mark.django_db(transaction=True)
+def test_welcome_mails_of_a_save_run_go_to_files_and_never_into_the_output(tmp_path):
+    """With DEBUG on and no EMAIL_HOST (a development checkout), the welcome mails of
+    users made through save() are files in EMAIL_FILE_PATH: stdout stays one JSON line."""
+    mail = {"EMAIL_FILE_PATH": str(tmp_path), "EMAIL_BACKEND": None, "EMAIL_HOST": None}
+    result = completed("seed_users", "20", "--via", "save", "--format", "json", env=mail)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["created"] == 20  # the whole of stdout is the JSON
+    assert "Subject:" not in result.stdout + result.stderr
+    messages = "".join(path.read_text() for path in tmp_path.iterdir())
+    assert messages.count("Subject: Welcome!") == 20
