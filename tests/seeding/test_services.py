@@ -8,25 +8,12 @@ from django.contrib.auth import get_user_model
 from profiles.models import Profile
 from seeding.generator import RESERVED_DOMAINS, FakeUsers
 from seeding.models import SeedRun
-from seeding.services import users_seed
+from tests.helpers.seeding import seed
 from tests.helpers.stopping import StopAtCheck
 
 User = get_user_model()
 
 pytestmark = pytest.mark.django_db
-
-
-def seed(count, **kwargs):
-    options = {
-        "via": "bulk",
-        "batch_size": 100,
-        "seed": 7,
-        "locales": ["en_US"],
-        "password": None,
-        "using": "default",
-    }
-    options.update(kwargs)
-    return users_seed(count=count, **options)
 
 
 def snapshot():
