@@ -36,14 +36,13 @@ def write_count(
     """The report of ``--check`` or ``--dry-run``."""
     would_create = missing.in_shard if limit is None else min(missing.in_shard, limit)
     if output_format == "json":
-        values = figures(
-            missing,
-            mode="check" if check else "dry_run",
-            shard=str(missing.shard),
-            users_without_profile=missing.in_shard,
-            would_create=would_create,
+        values = {
+            "mode": "check" if check else "dry_run",
+            "shard": str(missing.shard),
+            "users_without_profile": missing.in_shard,
+            "would_create": would_create,
             **_shard_figures(missing),
-        )
+        }
         write_json(cmd, values)
     elif check:
         if not missing.in_shard and cmd.verbosity >= 1:  # when some are missing, the error says so

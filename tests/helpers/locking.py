@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from tests.helpers.processes import wait_until
@@ -16,12 +19,21 @@ _WAITING = {
     "WHERE trx_mysql_thread_id = %s",
 }
 
-# The sessions of the database besides the one asking (client sessions only on
-# PostgreSQL: an autovacuum worker has a database too).
-
 # InnoDB refreshes INNODB_TRX only once it has gone unread for 0.1 s: read more
 # often, and every read gets the same stale copy.
 _MYSQL_READ_EVERY = 0.15
+
+
+@contextmanager
+def other_connection(*, autocommit: bool = True) -> Iterator[BaseDatabaseWrapper]:
+    """A second session on the default database, the other side of a race; closed at the end."""
+    other = connections.create_connection("default")
+    try:
+        other.set_autocommit(autocommit)
+        other.ensure_connection()
+        yield other
+    finally:
+        other.close()
 
 
 def session_id(connection: BaseDatabaseWrapper) -> int | None:

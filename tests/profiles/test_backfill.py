@@ -14,7 +14,7 @@ from profiles.models import Profile
 from profiles.selectors import users_without_profile_count
 from profiles.services import profile_defaults
 from profiles.sharding import Shard
-from tests.helpers.locking import session_id, wait_until_waiting
+from tests.helpers.locking import other_connection, session_id, wait_until_waiting
 from tests.helpers.stopping import StopAtCheck
 from tests.helpers.users import bulk_users
 
@@ -152,10 +152,7 @@ def test_a_profile_committed_while_a_batch_waits_for_it_is_neither_duplicated_no
         attempts.append(not kwargs["strategy"].conflict_clause)
         return real_insert_missing(connection, **kwargs)
 
-    other = connections.create_connection("default")
-    try:
-        other.set_autocommit(False)
-        other.ensure_connection()
+    with other_connection(autocommit=False) as other:
         with other.cursor() as cursor:  # a receiver's profile, not yet committed
             statement = sql.insert_missing_sql(
                 other, values=profile_defaults(), first_pk=contested.pk, last_pk=contested.pk
@@ -169,8 +166,6 @@ def test_a_profile_committed_while_a_batch_waits_for_it_is_neither_duplicated_no
             wait_until_waiting(connection, sessions.get(timeout=30), running)
             other.commit()
             result = running.result(timeout=30)
-    finally:
-        other.close()
     assert result.created == 49
     assert Profile.objects.count() == Profile.objects.values("user").distinct().count() == 50
     if connection.vendor == "postgresql":
@@ -190,10 +185,7 @@ def test_a_user_deleted_while_its_batch_runs_leaves_no_orphan_profile():
     MariaDB's batch (foreign-key check off) waits it out and removes the orphan."""
     bulk_users(50)
     doomed = User.objects.order_by("pk")[20].pk
-    other = connections.create_connection("default")
-    try:
-        other.set_autocommit(False)
-        other.ensure_connection()
+    with other_connection(autocommit=False) as other:
         with other.cursor() as cursor:
             cursor.execute(f"DELETE FROM {User._meta.db_table} WHERE id = %s", [doomed])
         with ThreadPoolExecutor(1) as pool:
@@ -203,8 +195,6 @@ def test_a_user_deleted_while_its_batch_runs_leaves_no_orphan_profile():
             wait_until_waiting(connection, sessions.get(timeout=30), running)
             other.commit()
             result = running.result(timeout=30)
-    finally:
-        other.close()
     assert result.created == 49
     assert not Profile.objects.filter(user_id=doomed).exists()
     assert Profile.objects.count() == User.objects.count() == 49
@@ -222,10 +212,7 @@ def test_an_uncommitted_update_of_a_user_in_the_batch():
     check does not conflict with an update of other columns, so it does not wait."""
     bulk_users(50)
     target = User.objects.order_by("pk")[20].pk
-    other = connections.create_connection("default")
-    try:
-        other.set_autocommit(False)
-        other.ensure_connection()
+    with other_connection(autocommit=False) as other:
         with other.cursor() as cursor:
             cursor.execute(
                 f"UPDATE {User._meta.db_table} SET first_name = %s WHERE id = %s", ["x", target]
@@ -238,7 +225,5 @@ def test_an_uncommitted_update_of_a_user_in_the_batch():
                 other.commit()
             result = running.result(timeout=30)  # PostgreSQL: with the update still open
             other.commit()
-    finally:
-        other.close()
     assert result.created == 50
     assert User.objects.get(pk=target).first_name == "x"

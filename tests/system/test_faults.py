@@ -25,12 +25,12 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import OperationalError, connection, connections, transaction
-from django.db.backends.base.base import BaseDatabaseWrapper
 
 from profiles import sql
 from profiles.models import Profile
 from profiles.services import profile_defaults
 from seeding.generator import FakeUsers
+from tests.helpers.locking import other_connection
 from tests.helpers.processes import completed, spawned, wait_until
 from tests.helpers.users import bulk_users
 from tests.profiles.coverage import assert_every_user_has_exactly_one_profile
@@ -54,16 +54,6 @@ def one_line(stderr: str) -> str:
     assert len(lines) == 1, stderr
     assert "Traceback" not in stderr
     return lines[0]
-
-
-@contextmanager
-def other_connection() -> Iterator[BaseDatabaseWrapper]:
-    other = connections.create_connection("default")
-    try:
-        other.ensure_connection()
-        yield other
-    finally:
-        other.close()
 
 
 @contextmanager
