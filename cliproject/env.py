@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -53,6 +54,21 @@ def env_int(
     if number is None or number < minimum or (maximum is not None and number > maximum):
         raise ImproperlyConfigured(f"{name} must be a whole number {bounds}.")
     return number
+
+
+def env_datetime(name: str, *, environ: Mapping[str, str] = os.environ) -> datetime | None:
+    """An ISO 8601 date or date and time (e.g. 2026-12-01 or 2026-12-01T09:00+01:00);
+    one without a zone is UTC. Unset or empty: None."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be an ISO 8601 date or date and time, e.g. 2026-12-01T00:00Z."
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def secret_key(*, debug: bool, environ: Mapping[str, str] = os.environ) -> str:

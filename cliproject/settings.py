@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import django
+from django.core.exceptions import ImproperlyConfigured
 
 from cliproject.databases import databases_from_environment
-from cliproject.env import LONGEST_TIMEOUT_SECONDS, env_bool, env_int, secret_key
+from cliproject.env import LONGEST_TIMEOUT_SECONDS, env_bool, env_datetime, env_int, secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -35,6 +36,22 @@ INSTALLED_APPS = [
     # Last: it makes receivers of the apps above switchable once they are connected.
     "switches.apps.SwitchesConfig",
 ]
+
+# Django's Tasks framework delivers the welcome mail (profiles/welcome/tasks.py):
+# built in from Django 6.0, the django-tasks backport on 5.2. The default runs a
+# task at once in the process that enqueues it; TASKS_BACKEND=database queues it
+# for `manage.py db_worker` (django-tasks-db) processes on any number of hosts.
+_TASKS_PACKAGE = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+if django.VERSION < (6, 0):
+    INSTALLED_APPS.insert(-1, "django_tasks")  # before switches, which stays last
+_tasks_backend = os.environ.get("TASKS_BACKEND", "immediate")
+if _tasks_backend == "database":
+    INSTALLED_APPS.insert(-1, "django_tasks_db")
+    TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+elif _tasks_backend == "immediate":
+    TASKS = {"default": {"BACKEND": f"{_TASKS_PACKAGE}.backends.immediate.ImmediateBackend"}}
+else:
+    raise ImproperlyConfigured("TASKS_BACKEND must be immediate or database.")
 
 # Headless: no URLs, views, templates, sessions or static files.
 MIDDLEWARE: list[str] = []
@@ -136,6 +153,26 @@ else:
     else:
         EMAIL_FILE_PATH = str(MAIL_DIRECTORY)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "noreply@example.com")
+
+# The welcome mail (docs/receivers.md, "The welcome mail"): a WelcomeMail row per
+# user, delivered by `welcome_mails send` (cron) or a task worker.
+# Users who joined before WELCOME_MAIL_SINCE get a suppressed record from
+# `welcome_mails sync`, never a mail: deploying this does not mail every old user.
+WELCOME_MAIL_SINCE = env_datetime("WELCOME_MAIL_SINCE")
+# The user model's field that says when a user joined (for the cutoff and
+# --joined-since/--joined-between); a model without it can use neither.
+WELCOME_MAIL_JOINED_FIELD = "date_joined"
+# A sender's lease on the records it claimed: a sender killed mid-batch leaves
+# them to the next sender once this has passed.
+WELCOME_MAIL_LEASE_SECONDS = env_int(
+    "WELCOME_MAIL_LEASE_SECONDS", 300, minimum=1, maximum=LONGEST_TIMEOUT_SECONDS
+)
+# A transient SMTP error retries a record after BACKOFF * 2**(attempts - 1)
+# seconds, until MAX_ATTEMPTS; then the record is failed.
+WELCOME_MAIL_MAX_ATTEMPTS = env_int("WELCOME_MAIL_MAX_ATTEMPTS", 5, minimum=1)
+WELCOME_MAIL_RETRY_BACKOFF_SECONDS = env_int(
+    "WELCOME_MAIL_RETRY_BACKOFF_SECONDS", 60, minimum=0, maximum=LONGEST_TIMEOUT_SECONDS
+)
 
 LOGGING = {
     "version": 1,
