@@ -73,6 +73,10 @@ def main(
     args = parser.parse_args(argv)
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cliproject.settings")
+    # cliproject.settings then installs django-tasks-db, so the throwaway database
+    # has its queue table for the task-per-user reference; every case still runs
+    # with the ImmediateBackend unless it says otherwise (bench/runner.py).
+    os.environ.setdefault("TASKS_BACKEND", "database")
     import django
 
     django.setup()

@@ -7,6 +7,12 @@ where a case pre-generates rows it must not be charged for.
 
 Cases are grouped; within a group exactly one case is the ``reference`` and
 every other case's speed is reported as a ratio of it.
+
+What a body reports is checked: by default against the new rows of a model
+(``counts``), or against a callable ``counts(using) -> total`` whose growth over
+the body is what the body did (mails sent, say). An ``environment(using)``
+context manager is entered once around the repetitions of consecutive cases
+that share it (a group's SMTP sink, for instance).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +28,9 @@ from django.db.models import Model
 
 Body = Callable[..., int]
 Setup = Callable[[int, str], dict[str, Any]]
+# A running total on a database alias, e.g. the welcome mails sent so far.
+Counter = Callable[[str], int]
+Environment = Callable[[str], AbstractContextManager[object]]
 
 
 @dataclass(frozen=True)
@@ -32,8 +42,13 @@ class Case:
     setup: Setup | None = None
     # Slow cases run on size // size_divisor rows; rows/s stays comparable.
     size_divisor: int = 1
-    # The model whose new rows the body returns; None is the user model.
-    counts: type[Model] | None = None
+    # What the body's return value is checked against: the model whose new rows
+    # it returns (None is the user model), or a Counter whose growth it returns.
+    counts: type[Model] | Counter | None = None
+    # Entered around all repetitions of consecutive cases sharing it; untimed.
+    environment: Environment | None = None
+    # Apps the case needs installed (labels or names, for apps.is_installed).
+    requires_apps: tuple[str, ...] = ()
 
     @property
     def description(self) -> str:
@@ -57,7 +72,9 @@ def case(
     reference: bool = False,
     setup: Setup | None = None,
     size_divisor: int = 1,
-    counts: type[Model] | None = None,
+    counts: type[Model] | Counter | None = None,
+    environment: Environment | None = None,
+    requires_apps: tuple[str, ...] = (),
 ) -> Callable[[Body], Body]:
     """Register the decorated function as the benchmark case ``name``."""
 
@@ -72,6 +89,8 @@ def case(
             setup=setup,
             size_divisor=size_divisor,
             counts=counts,
+            environment=environment,
+            requires_apps=requires_apps,
         )
         return body
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import os
 import statistics
 import tempfile
@@ -14,14 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import django
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core.management.color import no_style
 from django.db import DatabaseError, connections
+from django.db.models import Model
 from django.test.utils import override_settings
 
 from bench.registry import Case
 from commands.exitcodes import ExitCode
-from profiles.models import Profile
+from profiles.models import Profile, WelcomeMail
 from seeding.models import SeededUser, SeedRun
 
 
@@ -103,17 +106,37 @@ def run_cases(
 ) -> list[Result]:
     """Run each case once untimed (warm-up, memory) and ``repeat`` times timed.
 
-    Destructive: empties the user and profile tables of ``using`` before every
-    repetition. Use a throwaway database or the test database only. The last
-    repetition's rows are left in place.
+    Destructive: empties the user, profile and welcome-mail tables of ``using``
+    before every repetition (:func:`tables_clear`). Use a throwaway database or
+    the test database only. The last repetition's rows are left in place.
     """
     # DEBUG off, as in production: no query log. A dummy mail backend: the save
-    # cases' welcome e-mails are built and sent, but reach no console or server.
-    with override_settings(DEBUG=False, **_dummy_mail()):
-        return [
-            _case_run(case, size=case.size_for(size), repeat=repeat, using=using, progress=progress)
-            for case in cases
-        ]
+    # cases' welcome e-mails are built and sent, but reach no console or server
+    # (the mail cases' environment points mail at an SMTP sink instead). Tasks
+    # run at once, in process: the project's default, whatever TASKS_BACKEND says.
+    for case in cases:
+        missing = [app for app in case.requires_apps if not apps.is_installed(app)]
+        if missing:
+            raise BenchError(
+                f"benchmark case {case.name!r} needs {', '.join(missing)} in INSTALLED_APPS "
+                "(python -m bench installs django_tasks_db unless TASKS_BACKEND says otherwise)."
+            )
+    results = []
+    with override_settings(DEBUG=False, **_dummy_mail(), **_immediate_tasks()):
+        # Consecutive cases sharing an environment (a group's SMTP sink) enter it once.
+        for environment, run in itertools.groupby(cases, key=lambda c: c.environment):
+            with environment(using) if environment else contextlib.nullcontext():
+                results += [
+                    _case_run(
+                        case,
+                        size=case.size_for(size),
+                        repeat=repeat,
+                        using=using,
+                        progress=progress,
+                    )
+                    for case in run
+                ]
+    return results
 
 
 def _dummy_mail() -> dict[str, Any]:
@@ -121,6 +144,11 @@ def _dummy_mail() -> dict[str, Any]:
     if django.VERSION >= (6, 1):  # MAILERS replaces EMAIL_BACKEND there
         return {"MAILERS": {"default": {"BACKEND": backend}}}
     return {"EMAIL_BACKEND": backend}
+
+
+def _immediate_tasks() -> dict[str, Any]:
+    package = "django.tasks" if django.VERSION >= (6, 0) else "django_tasks"
+    return {"TASKS": {"default": {"BACKEND": f"{package}.backends.immediate.ImmediateBackend"}}}
 
 
 def _case_run(
@@ -151,8 +179,8 @@ def _repetition(case: Case, *, size: int, using: str, trace: bool) -> tuple[int,
     """Clear, set up, then time the body alone; return (rows, seconds, peak bytes)."""
     tables_clear(using=using)
     prepared = case.setup(size, using) if case.setup else {}
-    manager = (case.counts or get_user_model())._default_manager.db_manager(using)
-    before = manager.count()
+    count, counted = _counter(case)
+    before = count(using)
     gc.collect()
     peak = 0
     if trace:
@@ -170,30 +198,49 @@ def _repetition(case: Case, *, size: int, using: str, trace: bool) -> tuple[int,
             peak = tracemalloc.get_traced_memory()[1] - baseline
             if not tracing_already:
                 tracemalloc.stop()
-    written = manager.count() - before
+    written = count(using) - before
     if rows <= 0 or rows != written:
         raise BenchError(
             f"benchmark case {case.name!r} reported {rows} row(s) created, but "
-            f"{written} {manager.model._meta.verbose_name_plural} row(s) were written."
+            f"{written} {counted} were written."
         )
     return rows, seconds, peak
 
 
-def tables_clear(*, using: str) -> None:
-    """Empty the user, profile and seeding tables and reset their sequences, as ``flush`` does.
+def _counter(case: Case) -> tuple[Callable[[str], int], str]:
+    """What the body's rows are checked against, and what to call it in an error."""
+    counts = case.counts
+    if counts is None or isinstance(counts, type):
+        model: type[Model] = counts or get_user_model()
 
-    The seeding tables too: MySQL truncates with foreign-key checks off, so a
-    SeededUser row left behind would name a reused user id.
+        def rows(using: str) -> int:
+            return model._default_manager.db_manager(using).count()
+
+        return rows, f"{model._meta.verbose_name_plural} row(s)"
+    label = (counts.__doc__ or counts.__name__).strip().split("\n")[0].rstrip(".")
+    return counts, f"({label})"
+
+
+def tables_clear(*, using: str) -> None:
+    """Empty the user, profile, welcome-mail and seeding tables (and django-tasks-db's
+    queue, when installed) and reset their sequences, as ``flush`` does.
+
+    All of them: MySQL truncates with foreign-key checks off, so a SeededUser or
+    WelcomeMail row left behind would name a reused user id.
     """
     connection = connections[using]
     user_model = get_user_model()
     tables = [
         Profile._meta.db_table,
+        WelcomeMail._meta.db_table,
         SeededUser._meta.db_table,
         SeedRun._meta.db_table,
         user_model._meta.db_table,
         *(f.m2m_db_table() for f in user_model._meta.many_to_many),
     ]
+    if apps.is_installed("django_tasks_db"):
+        queue = apps.get_model("django_tasks_database", "DBTaskResult")  # type: ignore[misc]
+        tables.append(queue._meta.db_table)
     connection.ops.execute_sql_flush(
         connection.ops.sql_flush(no_style(), tables, reset_sequences=True, allow_cascade=True)
     )

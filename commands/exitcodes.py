@@ -27,9 +27,12 @@ class ExitCode(IntEnum):
         return member
 
     OK = 0, "done, or nothing to do"
-    FAILED = 1, "failed: a database or unexpected error, or --check found users without a profile"
+    FAILED = 1, "failed: a database or unexpected error, or a --check found work left undone"
     USAGE = 2, "bad usage: an option or argument is invalid; nothing was written"
-    TEMPFAIL = 75, "try again later: lock held, database unreachable or lost, or a timeout"
+    TEMPFAIL = (
+        75,
+        "try again later: lock held, database or mail server unreachable or lost, or a timeout",
+    )
     REFUSED = 77, "refused: seeding a database with DEBUG off without --force"
     CONFIG = 78, "configuration error: fix the setting the message names, then run again"
     SIGINT = 130, "interrupted by SIGINT (Ctrl-C); committed batches stay; a rerun resumes"

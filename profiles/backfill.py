@@ -1,22 +1,26 @@
 """The backfill: every missing profile, in batches over the users in pk order.
 
-:func:`profiles_backfill` is the entry; one :class:`_Backfill` holds a run's
-tally, shared by its threads. The way to a row::
+The same machinery creates any row a user has one of: a :class:`Target` names
+the model (with a one-to-one ``user``) and the statements of a batch (values,
+and optionally a joined-date range). :func:`profiles_backfill` is the entry for
+profiles (:data:`PROFILES`); ``welcome_mails sync``
+(:mod:`profiles.welcome.sync`) is another target's. One :class:`_Backfill`
+holds a run's tally, shared by its threads. The way to a row::
 
-    profiles_backfill -> _Backfill.run -> _Backfill.work (one thread's loop)
+    records_backfill -> _Backfill.run -> _Backfill.work (one thread's loop)
       -> _Backfill._create (one batch) -> dbtools.batches.run_batch (its transaction)
-      -> _BatchInsert -> profiles.sql.insert_missing (the statement)
+      -> _BatchInsert -> profiles.sql.insert_missing (each statement of the target)
 
 :class:`_Batches` hands out the batches (keyset pagination over the pk);
-:func:`backfill_lock` is the run lock that keeps a second run from doing the
-same work (correctness never depends on it).
+:func:`run_lock` is the run lock that keeps a second run from doing the same
+work (correctness never depends on it); :func:`backfill_lock` is the profiles'.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
@@ -25,19 +29,20 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
 from dbtools.batches import BatchAbandoned, run_batch
 from dbtools.locks import database_lock
 from dbtools.stopping import StopReason, StopRequest
 from profiles import sql
-from profiles.selectors import MissingProfiles, users_without_profile
+from profiles.models import Profile
+from profiles.selectors import MissingRecords, users_without_profile
 from profiles.services import profile_defaults
 from profiles.sharding import WHOLE_TABLE, Shard
 
 # A batch runs first without the conflict clause, which costs where it is not
 # needed (PostgreSQL), and reruns with it if another writer made one of its
-# profiles meanwhile. Either way it leaves its users unlocked (MySQL).
+# rows meanwhile. Either way it leaves its users unlocked (MySQL).
 FIRST_TRY = sql.Strategy(conflict_clause=False, user_locks=False)
 RERUN = sql.Strategy(conflict_clause=True, user_locks=False)
 
@@ -45,6 +50,30 @@ RERUN = sql.Strategy(conflict_clause=True, user_locks=False)
 def default_batch_size(*, using: str) -> int:
     """SQLite has one writer and cheap commits, so fewer, larger batches are faster there."""
     return 100_000 if connections[using].vendor == "sqlite" else 10_000
+
+
+@dataclass(frozen=True)
+class Insert:
+    """One statement of a batch: rows with the fields ``values()`` (besides ``user``;
+    called once per batch) for the batch's users who joined in ``joined`` (None: all)."""
+
+    values: Callable[[], Mapping[str, object]]
+    joined: sql.Joined | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a backfill creates: the missing rows of ``model``, a model with a one-to-one
+    ``user``. Each batch runs ``inserts`` in order, in its one transaction (their
+    ``joined`` ranges should not overlap: a user's row is made by the first that
+    covers it); ``missing(using=, shard=)`` counts the users still without one."""
+
+    model: type[Model]
+    inserts: tuple[Insert, ...]
+    missing: Callable[..., MissingRecords]
+
+
+PROFILES = Target(model=Profile, inserts=(Insert(profile_defaults),), missing=users_without_profile)
 
 
 @dataclass(frozen=True)
@@ -57,13 +86,19 @@ class BackfillResult:
     stopped: StopReason | None
     stop_signal: int | None = None  # the signal's number, when one stopped the run
     jobs: int = 1
-    # A sharded run's closing count of the users without a profile, in its shard
+    # A sharded run's closing count of the users without a row, in its shard
     # and in the table (None for a whole-table run, or one a signal stopped).
-    missing: MissingProfiles | None = None
+    missing: MissingRecords | None = None
+    # The rows each of the target's inserts created, in its order (they add up to created).
+    created_by_insert: tuple[int, ...] = ()
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.created / self.seconds if self.seconds > 0 else 0.0
 
     @property
     def profiles_per_second(self) -> float:
-        return self.created / self.seconds if self.seconds > 0 else 0.0
+        return self.rows_per_second
 
 
 def profiles_backfill(
@@ -89,6 +124,34 @@ def profiles_backfill(
     the users covered so far against the users there were at the start. It
     does not send post_save: no welcome mails.
     """
+    return records_backfill(
+        PROFILES,
+        using=using,
+        batch_size=batch_size,
+        shard=shard,
+        limit=limit,
+        max_seconds=max_seconds,
+        stop=stop,
+        on_batch=on_batch,
+        jobs=jobs,
+    )
+
+
+def records_backfill(
+    target: Target,
+    *,
+    using: str,
+    batch_size: int,
+    shard: Shard = WHOLE_TABLE,
+    limit: int | None = None,
+    max_seconds: float | None = None,
+    stop: StopRequest | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+    jobs: int = 1,
+) -> BackfillResult:
+    """Create every missing row of ``target``, as :func:`profiles_backfill` does profiles
+    (the same batches, threads, limits and stops); ``limit`` counts the rows of all its
+    inserts together."""
     started = time.perf_counter()
     jobs = _jobs(using=using, jobs=jobs, limit=limit)
     with _Batches(
@@ -99,6 +162,7 @@ def profiles_backfill(
         look_ahead=not connections[using].in_atomic_block,
     ) as walk:
         backfill = _Backfill(
+            target,
             using=using,
             walk=walk,
             shard=shard,
@@ -113,9 +177,9 @@ def profiles_backfill(
     # worth a slow count while a signal asks to stop.
     missing = None
     if shard.count > 1 and backfill.stopped != "signal":
-        missing = users_without_profile(using=using, shard=shard)
+        missing = target.missing(using=using, shard=shard)
     return BackfillResult(
-        created=backfill.created,
+        created=sum(backfill.created),
         batches=backfill.batches,
         seconds=seconds,
         last_pk=walk.last_pk,
@@ -124,6 +188,7 @@ def profiles_backfill(
         stop_signal=backfill.stop.signum if backfill.stopped == "signal" else None,
         jobs=jobs,
         missing=missing,
+        created_by_insert=tuple(backfill.created),
     )
 
 
@@ -138,11 +203,13 @@ def _jobs(*, using: str, jobs: int, limit: int | None) -> int:
 
 
 class _Backfill:
-    """One run: its threads claim batches from ``walk`` and add up what they created
-    under ``_tally``; the first batch to end the run says why in ``stopped``."""
+    """One run of ``target``: its threads claim batches from ``walk`` and add up what
+    they created (per insert) under ``_tally``; the first batch to end the run says why
+    in ``stopped``."""
 
     def __init__(
         self,
+        target: Target,
         *,
         using: str,
         walk: _Batches,
@@ -152,9 +219,10 @@ class _Backfill:
         stop: StopRequest,
         on_batch: Callable[[int, int], None] | None,
     ) -> None:
+        self.target = target
         self.using, self.walk, self.shard, self.limit = using, walk, shard, limit
         self.deadline, self.stop, self.on_batch = deadline, stop, on_batch
-        self.created = 0
+        self.created = [0] * len(target.inserts)
         self.batches = 0
         self.stopped: StopReason | None = None
         self._tally = threading.Lock()
@@ -186,21 +254,26 @@ class _Backfill:
                 return
             self._finish(batch, created)
 
-    def _create(self, batch: _Batch) -> int:
+    def _create(self, batch: _Batch) -> tuple[int, ...]:
         """One batch in one transaction; rerun with the conflict clause if a concurrent
-        writer made one of its profiles (or deleted one of its users) meanwhile."""
-        remaining = None if self.limit is None else self.limit - self.created
+        writer made one of its rows (or deleted one of its users) meanwhile."""
+        remaining = None if self.limit is None else self.limit - sum(self.created)
         insert = _BatchInsert(
-            using=self.using, batch=batch, shard=self.shard, limit=remaining, strategy=FIRST_TRY
+            target=self.target,
+            using=self.using,
+            batch=batch,
+            shard=self.shard,
+            limit=remaining,
+            strategy=FIRST_TRY,
         )
         try:
             return run_batch(insert, using=self.using, stop=self.stop)
         except IntegrityError:  # rolled back whole; nothing of it was written
             return run_batch(replace(insert, strategy=RERUN), using=self.using, stop=self.stop)
 
-    def _finish(self, batch: _Batch, created: int) -> None:
+    def _finish(self, batch: _Batch, created: tuple[int, ...]) -> None:
         with self._tally:
-            self.created += created
+            self.created = [total + more for total, more in zip(self.created, created, strict=True)]
             self.batches += 1
             self.walk.finish(batch)
             if self.on_batch:
@@ -209,7 +282,7 @@ class _Backfill:
                 self.stopped = self._stop_reason()
 
     def _stop_reason(self) -> StopReason | None:
-        if self.limit is not None and self.created >= self.limit:
+        if self.limit is not None and sum(self.created) >= self.limit:
             return "limit"
         if self.deadline is not None and time.perf_counter() >= self.deadline:
             return "max_seconds"
@@ -229,24 +302,37 @@ class _Backfill:
 
 @dataclass(frozen=True)
 class _BatchInsert:
-    """One batch's statement, in the shape run_batch runs: called without arguments."""
+    """One batch's statements (one per insert of the target), in the shape run_batch
+    runs: called without arguments; the rows each created."""
 
+    target: Target
     using: str
     batch: _Batch
     shard: Shard
     limit: int | None
     strategy: sql.Strategy
 
-    def __call__(self) -> int:
-        return sql.insert_missing(
-            connections[self.using],
-            values=profile_defaults(),
-            after_pk=self.batch.after_pk,
-            last_pk=self.batch.last_pk,
-            shard=self.shard,
-            limit=self.limit,
-            strategy=self.strategy,
-        )
+    def __call__(self) -> tuple[int, ...]:
+        created: list[int] = []
+        for insert in self.target.inserts:
+            remaining = None if self.limit is None else self.limit - sum(created)
+            if remaining is not None and remaining <= 0:
+                created.append(0)
+                continue
+            created.append(
+                sql.insert_missing(
+                    connections[self.using],
+                    values=insert.values(),
+                    after_pk=self.batch.after_pk,
+                    last_pk=self.batch.last_pk,
+                    shard=self.shard,
+                    limit=remaining,
+                    strategy=self.strategy,
+                    model=self.target.model,
+                    joined=insert.joined,
+                )
+            )
+        return tuple(created)
 
 
 @dataclass
@@ -378,12 +464,26 @@ def backfill_lock(
 
     Entered, it holds the lock, waiting up to ``wait`` seconds for another run's
     (then dbtools.locks.LockHeld); not ``enabled``, it takes no lock at all.
-    Named ``backfill_profiles`` (``backfill_profiles:K/N`` for a shard) and taken
-    on ``settings.BACKFILL_LOCK_DATABASE`` when that is set (LOCK_DATABASE_URL:
-    a direct connection where a pooler would not hold it), else on ``using``.
+    Named ``backfill_profiles`` (``backfill_profiles:K/N`` for a shard); see
+    :func:`run_lock`.
+    """
+    return run_lock("backfill_profiles", using=using, shard=shard, wait=wait, enabled=enabled)
+
+
+def run_lock(
+    name: str, *, using: str, shard: Shard = WHOLE_TABLE, wait: float = 0, enabled: bool = True
+) -> AbstractContextManager[None]:
+    """The run lock ``name`` (``name:K/N`` for a shard) of a run over ``using``'s users.
+
+    Entered, it holds the lock, waiting up to ``wait`` seconds for another run's
+    (then dbtools.locks.LockHeld); not ``enabled``, it takes no lock at all.
+    Taken on ``settings.BACKFILL_LOCK_DATABASE`` when that is set
+    (LOCK_DATABASE_URL: a direct connection where a pooler would not hold it),
+    else on ``using``.
     """
     if not enabled:
         return nullcontext()
-    name = "backfill_profiles" if shard.count == 1 else f"backfill_profiles:{shard}"
+    if shard.count > 1:
+        name = f"{name}:{shard}"
     alias = settings.BACKFILL_LOCK_DATABASE or using
     return database_lock(name, using=alias, wait=wait)

@@ -7,15 +7,18 @@ name, e.g. ``profiles.receivers.send_welcome_email``. See docs/receivers.md.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.db import transaction
 from django.db.models.signals import post_save
 
 from profiles import services
+from profiles.models import WelcomeMail
+from profiles.welcome.records import record_new_user
+from profiles.welcome.tasks import deliver_after_commit
+from switches.introspection import dotted_name
+from switches.state import SwitchInfo
 from switches.wrapping import switchable
 
 
@@ -33,7 +36,24 @@ def create_profile(
         services.profile_ensure(user=instance, using=using)
 
 
-@switchable
+def welcome_email_suppressed(
+    switch: SwitchInfo,
+    sender: type[AbstractBaseUser],
+    instance: AbstractBaseUser,
+    created: bool,
+    raw: bool = False,
+    using: str = "default",
+    **kwargs: Any,
+) -> None:
+    """While send_welcome_email is off or muted: the user's record, suppressed, saying why.
+
+    Never mailed later either: ``welcome_mails sync`` leaves a user with a record alone.
+    """
+    if created and not raw:
+        record_new_user(user=instance, using=using, suppressed_reason=switch.describe())
+
+
+@switchable(when_off=welcome_email_suppressed)
 def send_welcome_email(
     sender: type[AbstractBaseUser],
     instance: AbstractBaseUser,
@@ -42,9 +62,16 @@ def send_welcome_email(
     using: str = "default",
     **kwargs: Any,
 ) -> None:
-    # on_commit: a user whose transaction rolls back never existed, so gets no mail.
+    # The record is written in the saving transaction and rolls back with the user;
+    # delivery is enqueued for after the commit. raw=True (loaddata): sync does it.
     if created and not raw:
-        transaction.on_commit(partial(services.welcome_email_send, user=instance), using=using)
+        record = record_new_user(user=instance, using=using)
+        if record.status == WelcomeMail.Status.PENDING:
+            deliver_after_commit(user_pk=instance.pk, using=using)
+
+
+# The welcome mail's receiver, by the name its switch and muted() know it.
+WELCOME_MAIL_RECEIVER = dotted_name(send_welcome_email)
 
 
 def connect() -> None:

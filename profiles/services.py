@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
-from django.core.mail import send_mail
 from django.db import connections
 from django.utils import timezone
 
@@ -40,15 +39,3 @@ def profiles_create_missing(*, using: str, last_pk: Any, first_pk: Any = None) -
 def profile_ensure(*, user: AbstractBaseUser, using: str) -> bool:
     """Give ``user`` a profile unless it has one; True when one was created."""
     return profiles_create_missing(using=using, first_pk=user.pk, last_pk=user.pk) == 1
-
-
-def welcome_email_send(*, user: AbstractBaseUser) -> int:
-    email = getattr(user, user.get_email_field_name(), "")
-    if not email:
-        return 0
-    return send_mail(
-        subject="Welcome!",
-        message=f"Hello {user.get_username()}, your account is ready.",
-        from_email=None,
-        recipient_list=[email],
-    )

@@ -1,8 +1,11 @@
-"""The insert-if-missing statement, per backend: the one place that writes profiles in SQL.
+"""The insert-if-missing statement, per backend: the one place that writes, in SQL, the
+rows a user has one of (a profile, a welcome-mail record).
 
-One set-based ``INSERT ... SELECT`` over a range of users. The one-to-one
-constraint plus the backend's "ignore duplicates" clause make it correct
-without any lock, even against a concurrent run or a receiver.
+One set-based ``INSERT ... SELECT`` over a range of users, into a model with a
+one-to-one ``user`` (:class:`~profiles.models.Profile` unless told otherwise),
+optionally only for the users who joined in a :class:`Joined` range. The
+one-to-one constraint plus the backend's "ignore duplicates" clause make it
+correct without any lock, even against a concurrent run or a receiver.
 
 Any user model: pk values are bound through the pk field's own
 ``get_db_prep_value`` (a UUID is not an integer, nor on SQLite a type the driver
@@ -19,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, cast
 
 from django.contrib.auth import get_user_model
@@ -51,6 +55,56 @@ SAFE = Strategy()
 
 
 @dataclass(frozen=True)
+class Joined:
+    """Users by when they joined: the user model's date-time field ``field``, at or after
+    ``since`` and before ``until`` (either may be None: no bound on that side).
+
+    ``null_is_before``: a user whose field is NULL counts as joined before any
+    date, so it is in a range with no ``since`` (the users before a cutoff)
+    and in no other. Build one with :meth:`at_or_after`, :meth:`before` or
+    :meth:`between`.
+    """
+
+    field: str
+    since: datetime | None = None
+    until: datetime | None = None
+    null_is_before: bool = True
+
+    @classmethod
+    def at_or_after(cls, field: str, since: datetime) -> Joined:
+        return cls(field, since=since)
+
+    @classmethod
+    def before(cls, field: str, until: datetime) -> Joined:
+        """Before ``until``, or never said (NULL): the users a cutoff leaves out."""
+        return cls(field, until=until)
+
+    @classmethod
+    def between(cls, field: str, since: datetime, until: datetime) -> Joined:
+        """``since <= joined < until``; a NULL is in no range with a start."""
+        return cls(field, since=since, until=until)
+
+    def where(self, connection: BaseDatabaseWrapper, alias: str) -> tuple[str, list[Any]]:
+        """The condition on ``alias`` (the user table), with its parameters prepared."""
+        user_model = get_user_model()
+        field = _field(user_model, self.field)
+        column = f"{alias}.{connection.ops.quote_name(_column(user_model, self.field))}"
+        conditions, params = [], []
+        if self.since is not None:
+            conditions.append(f"{column} >= %s")
+            params.append(field.get_db_prep_value(self.since, connection))
+        if self.until is not None:
+            before = f"{column} < %s"
+            if self.since is None and self.null_is_before:
+                before = f"({before} OR {column} IS NULL)"
+            conditions.append(before)
+            params.append(field.get_db_prep_value(self.until, connection))
+        if not conditions:
+            return "1 = 1", []
+        return " AND ".join(conditions), params
+
+
+@dataclass(frozen=True)
 class _PkRange:
     """Users with ``lower < pk <= upper`` (``<=`` when ``lower_inclusive``; no lower
     bound when ``lower`` is None), the bounds prepared for one connection."""
@@ -76,16 +130,26 @@ def insert_missing(
     shard: Shard = WHOLE_TABLE,
     limit: int | None = None,
     strategy: Strategy = SAFE,
+    model: type[Model] = Profile,
+    joined: Joined | None = None,
 ) -> int:
-    """Insert the missing profiles (fields ``values``, besides ``user``) of the users
-    ``first_pk <= pk <= last_pk``, or ``after_pk < pk <= last_pk`` (neither: every
-    pk up to ``last_pk``), of ``shard``, at most ``limit``; the rows inserted."""
+    """Insert the missing rows of ``model`` (fields ``values``, besides ``user``; a
+    profile unless told otherwise) of the users ``first_pk <= pk <= last_pk``, or
+    ``after_pk < pk <= last_pk`` (neither: every pk up to ``last_pk``), of ``shard``,
+    who joined in ``joined`` (None: whenever), at most ``limit``; the rows inserted."""
     users = _pk_range(connection, first_pk=first_pk, after_pk=after_pk, last_pk=last_pk)
     sql, params = _statement(
-        connection, users, values=values, shard=shard, limit=limit, strategy=strategy
+        connection,
+        users,
+        values=values,
+        shard=shard,
+        limit=limit,
+        strategy=strategy,
+        model=model,
+        joined=joined,
     )
     if not strategy.user_locks and _can_leave_users_unlocked(connection):
-        return _insert_without_user_locks(connection, sql, params, users)
+        return _insert_without_user_locks(connection, sql, params, users, model=model)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return max(int(cursor.rowcount), 0)
@@ -101,10 +165,21 @@ def insert_missing_sql(
     shard: Shard = WHOLE_TABLE,
     limit: int | None = None,
     strategy: Strategy = SAFE,
+    model: type[Model] = Profile,
+    joined: Joined | None = None,
 ) -> tuple[str, list[Any]]:
     """The statement :func:`insert_missing` runs, with its parameters (to EXPLAIN it)."""
     users = _pk_range(connection, first_pk=first_pk, after_pk=after_pk, last_pk=last_pk)
-    return _statement(connection, users, values=values, shard=shard, limit=limit, strategy=strategy)
+    return _statement(
+        connection,
+        users,
+        values=values,
+        shard=shard,
+        limit=limit,
+        strategy=strategy,
+        model=model,
+        joined=joined,
+    )
 
 
 def _pk_range(
@@ -130,12 +205,15 @@ def _statement(
     shard: Shard,
     limit: int | None,
     strategy: Strategy,
+    model: type[Model],
+    joined: Joined | None,
 ) -> tuple[str, list[Any]]:
     qn = connection.ops.quote_name
-    user_table, user_pk, profile_table, _, user_fk = _quoted_names(connection)
-    columns = [qn(_column(Profile, name)) for name in values]
+    user_table, user_pk, profile_table, _, user_fk = _quoted_names(connection, model)
+    values = {**_defaults(model, leaving_out=values), **values}
+    columns = [qn(_column(model, name)) for name in values]
     prepared = [
-        _field(Profile, name).get_db_prep_save(value, connection) for name, value in values.items()
+        _field(model, name).get_db_prep_save(value, connection) for name, value in values.items()
     ]
     in_batch, in_batch_params = users.where(f"u.{user_pk}")
     params: list[Any] = [*prepared, *in_batch_params]
@@ -155,6 +233,10 @@ def _statement(
             f" AND {profiles_in_batch})"
         )
         params += profiles_in_batch_params
+    if joined is not None:
+        when, when_params = joined.where(connection, "u")
+        select += f" AND {when}"
+        params += when_params
     if shard.count > 1:
         select += f" AND u.{user_pk} %% %s = %s"
         params += [shard.count, shard.number - 1]
@@ -184,7 +266,12 @@ def _can_leave_users_unlocked(connection: BaseDatabaseWrapper) -> bool:
 
 
 def _insert_without_user_locks(
-    connection: BaseDatabaseWrapper, sql: str, params: list[Any], users: _PkRange
+    connection: BaseDatabaseWrapper,
+    sql: str,
+    params: list[Any],
+    users: _PkRange,
+    *,
+    model: type[Model],
 ) -> int:
     """Insert with the foreign-key check off, then check the users ourselves, before commit.
 
@@ -198,7 +285,7 @@ def _insert_without_user_locks(
     user is gone, and they are deleted again. Nothing is left locked for
     ordinary traffic.
     """
-    user_table, user_pk, profile_table, profile_pk, user_fk = _quoted_names(connection)
+    user_table, user_pk, profile_table, profile_pk, user_fk = _quoted_names(connection, model)
     in_batch, in_batch_params = users.where(f"u.{user_pk}")
     profiles_in_batch, profiles_in_batch_params = users.where(f"p.{user_fk}")
     with connection.cursor() as cursor:
@@ -257,19 +344,34 @@ def in_pk_order(connection: BaseDatabaseWrapper) -> Iterator[None]:
         cursor.execute("SELECT set_config('enable_sort', %s, true)", [previous])
 
 
-def _quoted_names(connection: BaseDatabaseWrapper) -> tuple[str, str, str, str, str]:
-    """User table, user pk, profile table, profile pk, profile's user column: quoted."""
+def _quoted_names(
+    connection: BaseDatabaseWrapper, model: type[Model]
+) -> tuple[str, str, str, str, str]:
+    """User table, user pk, ``model``'s table, its pk, its user column: quoted.
+
+    (Named for profiles, the first such model, in the statements: ``p``.)"""
     qn = connection.ops.quote_name
     user_model = get_user_model()
-    user_pk, profile_pk = user_model._meta.pk, Profile._meta.pk
+    user_pk, profile_pk = user_model._meta.pk, model._meta.pk
     assert user_pk is not None and profile_pk is not None
     return (
         qn(user_model._meta.db_table),
         qn(_column(user_model, user_pk.name)),
-        qn(Profile._meta.db_table),
-        qn(_column(Profile, profile_pk.name)),
-        qn(_column(Profile, "user")),
+        qn(model._meta.db_table),
+        qn(_column(model, profile_pk.name)),
+        qn(_column(model, "user")),
     )
+
+
+def _defaults(model: type[Model], *, leaving_out: Mapping[str, object]) -> dict[str, object]:
+    """What the ORM would write for each field of ``model`` that ``leaving_out`` does not
+    name (besides its pk and ``user``): its default, "" for a text field without one,
+    else NULL. The statement writes every column, as an ORM insert does."""
+    return {
+        field.name: field.get_default()
+        for field in model._meta.concrete_fields
+        if field.name not in leaving_out and not field.primary_key and field.name != "user"
+    }
 
 
 def _field(model: type[Model], name: str) -> Field[Any, Any]:

@@ -1,22 +1,29 @@
-"""One batch of seeded users: inserted, recorded as the run's, their new profiles counted.
+"""One batch of seeded users: inserted, recorded as the run's, their new records counted.
 
-Each function runs inside the batch's transaction, so the users and their
-SeededUser rows commit or roll back together. ``--via save`` counts the
-batch's profiles before the commit: exactly the receivers' work, since no
-other transaction (a concurrent backfill) can see these users yet. ``--via
-bulk`` runs no receiver, so there is nothing to count.
+Each function runs inside the batch's transaction, so the users, their
+SeededUser rows and their welcome-mail records commit or roll back together.
+``--via save`` counts the batch's profiles and welcome-mail records before the
+commit: exactly the receivers' work, since no other transaction (a concurrent
+backfill or ``welcome_mails sync``) can see these users yet. ``--via bulk``
+runs no receiver, so there is nothing to count, except the suppressed
+welcome-mail records it writes itself, set-based, when the welcome receiver is
+muted (``seed_users --mute``): the users were asked to get no mail, and
+``welcome_mails sync`` would otherwise make their records pending.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Count
 
-from profiles.models import Profile
+from profiles.models import Profile, WelcomeMail
+from profiles.welcome.records import suppressed_values
 from seeding.generator import FakeUser
 from seeding.models import SeededUser
 from seeding.userfields import BulkLayout, UserColumns, pg_copy_type
@@ -29,8 +36,26 @@ if TYPE_CHECKING:
 _MYSQL_ROWS_PER_STATEMENT = 5000
 
 
-def save_batch(batch: Sequence[FakeUser], *, columns: UserColumns, run_pk: int, using: str) -> int:
-    """Each user through save(), so every receiver runs; the profiles they made, counted."""
+@dataclass(frozen=True)
+class BatchCounts:
+    """The records a batch's users got with them: profiles, and welcome mails per state."""
+
+    profiles: int = 0
+    welcome_pending: int = 0
+    welcome_suppressed: int = 0
+
+    def __add__(self, other: BatchCounts) -> BatchCounts:
+        return BatchCounts(
+            profiles=self.profiles + other.profiles,
+            welcome_pending=self.welcome_pending + other.welcome_pending,
+            welcome_suppressed=self.welcome_suppressed + other.welcome_suppressed,
+        )
+
+
+def save_batch(
+    batch: Sequence[FakeUser], *, columns: UserColumns, run_pk: int, using: str
+) -> BatchCounts:
+    """Each user through save(), so every receiver runs; the records they made, counted."""
     users = [columns.new_user(user) for user in batch]
     for user in users:
         # force_insert: where the key is the username, an existing row fails the
@@ -42,8 +67,22 @@ def save_batch(batch: Sequence[FakeUser], *, columns: UserColumns, run_pk: int, 
     )
     connection = connections[using]
     profiles = Profile.objects.using(using)
-    return sum(
-        profiles.filter(user_id__in=chunk).count() for chunk in _chunks(pks, connection, spare=0)
+    mails = WelcomeMail.objects.using(using).order_by()
+    profile_count = 0
+    states: dict[str, int] = {}
+    for chunk in _chunks(pks, connection, spare=0):
+        profile_count += profiles.filter(user_id__in=chunk).count()
+        for status, count in (
+            mails.filter(user_id__in=chunk)
+            .values("status")
+            .annotate(count=Count("pk"))
+            .values_list("status", "count")
+        ):
+            states[status] = states.get(status, 0) + count
+    return BatchCounts(
+        profiles=profile_count,
+        welcome_pending=states.get(WelcomeMail.Status.PENDING, 0),
+        welcome_suppressed=states.get(WelcomeMail.Status.SUPPRESSED, 0),
     )
 
 
@@ -54,8 +93,13 @@ def bulk_insert_batch(
     layout: BulkLayout,
     run_pk: int,
     using: str,
-) -> int:
-    """The batch in one statement per backend's fastest path: no save(), no signal."""
+    welcome_suppressed: str | None = None,
+) -> BatchCounts:
+    """The batch in one statement per backend's fastest path: no save(), no signal.
+
+    ``welcome_suppressed``: the reason of the suppressed welcome-mail records to
+    give the batch's users (the welcome receiver is muted); None: no records.
+    """
     connection = connections[using]
     meta = columns.model._meta
     qn = connection.ops.quote_name
@@ -84,21 +128,51 @@ def bulk_insert_batch(
             step = _MYSQL_ROWS_PER_STATEMENT if connection.vendor == "mysql" else len(rows)
             for start in range(0, len(rows), max(step, 1)):
                 cursor.executemany(sql, rows[start : start + step])
-        _record_by_username(cursor, batch, columns=columns, run_pk=run_pk, connection=connection)
+        qn_seeded = qn(SeededUser._meta.db_table)
+        _insert_by_username(
+            cursor,
+            batch,
+            f"INSERT INTO {qn_seeded} "
+            f"({qn(_column(SeededUser, 'user'))}, {qn(_column(SeededUser, 'run'))})",
+            [run_pk],
+            columns=columns,
+            connection=connection,
+        )
+        suppressed = 0
+        if welcome_suppressed is not None:
+            into, values = _welcome_insert(welcome_suppressed, connection)
+            suppressed = _insert_by_username(
+                cursor, batch, into, values, columns=columns, connection=connection
+            )
     # No receiver runs for a bulk insert, and no other transaction can see these
     # users before the commit: none of them can have a profile to credit.
-    return 0
+    return BatchCounts(welcome_suppressed=suppressed)
 
 
-def _record_by_username(
+def _welcome_insert(reason: str, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+    """``INSERT INTO`` the welcome-mail table with its user column first, and the
+    values of a suppressed record (:func:`~profiles.welcome.records.suppressed_values`)
+    for every other column without a null (sent_at stays NULL), as the database stores them."""
+    qn = connection.ops.quote_name
+    meta = WelcomeMail._meta
+    values = {"attempts": 0, "message_id": "", **suppressed_values(reason)}
+    fields = [cast("AnyField", meta.get_field(name)) for name in values]
+    names = ", ".join(qn(cast(str, f.column)) for f in fields)
+    into = f"INSERT INTO {qn(meta.db_table)} ({qn(_column(WelcomeMail, 'user'))}, {names})"
+    return into, [f.get_db_prep_save(values[f.name], connection) for f in fields]
+
+
+def _insert_by_username(
     cursor: Any,
     batch: Sequence[FakeUser],
+    into: str,
+    values: Sequence[Any],
     *,
     columns: UserColumns,
-    run_pk: int,
     connection: BaseDatabaseWrapper,
-) -> None:
-    """Record the batch's users as the run's: no keys come back from a bulk insert.
+) -> int:
+    """``into`` (an ``INSERT INTO t (user, ...)``) one row per user of the batch: its
+    pk, then ``values``; the rows inserted. No keys come back from a bulk insert.
 
     Set-based, inside the database: the batch's exact usernames, each found
     through the username field's unique index. On MariaDB/MySQL that index's
@@ -113,32 +187,33 @@ def _record_by_username(
     names = [user[position] for user in batch]
     users, username = qn(meta.db_table), qn(cast(str, columns.username.column))
     pk = qn(cast(str, meta.pk.column))
-    into = (
-        f"INSERT INTO {qn(SeededUser._meta.db_table)} "
-        f"({qn(_column(SeededUser, 'user'))}, {qn(_column(SeededUser, 'run'))})"
-    )
+    rest = "".join(", %s" for _ in values)
     if connection.vendor == "postgresql":
         # One array parameter. The scalar subquery is one index probe per name:
         # as a join, the planner would trade it for a scan of the growing table.
         cursor.execute(
-            f"{into} SELECT (SELECT {pk} FROM {users} WHERE {username} = n.name), %s "
+            f"{into} SELECT (SELECT {pk} FROM {users} WHERE {username} = n.name){rest} "
             "FROM unnest(%s::text[]) AS n(name)",
-            [run_pk, names],
+            [*values, names],
         )
-    elif connection.vendor == "sqlite" and connection.features.supports_json_field:
+        return int(cursor.rowcount)
+    if connection.vendor == "sqlite" and connection.features.supports_json_field:
         # One JSON parameter: SQLite's limit on parameters never applies.
         cursor.execute(
-            f"{into} SELECT {pk}, %s FROM {users} "
+            f"{into} SELECT {pk}{rest} FROM {users} "
             f"WHERE {username} IN (SELECT value FROM json_each(%s))",
-            [run_pk, json.dumps(names)],
+            [*values, json.dumps(names)],
         )
-    else:
-        for chunk in _chunks(names, connection, spare=1):
-            placeholders = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                f"{into} SELECT {pk}, %s FROM {users} WHERE {username} IN ({placeholders})",
-                [run_pk, *chunk],
-            )
+        return int(cursor.rowcount)
+    inserted = 0
+    for chunk in _chunks(names, connection, spare=len(values)):
+        placeholders = ", ".join(["%s"] * len(chunk))
+        cursor.execute(
+            f"{into} SELECT {pk}{rest} FROM {users} WHERE {username} IN ({placeholders})",
+            [*values, *chunk],
+        )
+        inserted += int(cursor.rowcount)
+    return inserted
 
 
 def _column(model: Any, name: str) -> str:

@@ -6,6 +6,13 @@ so no signal fires, exactly like ``bulk_create``, but without the per-object
 preparation that caps ``bulk_create`` near 20k rows/s. ``--via save`` calls
 ``save()`` on each user, so every receiver runs.
 
+Welcome mails: through ``save()`` the receiver writes each user's record
+(pending, or suppressed while it is muted or switched off) and delivery
+follows each batch's commit. A bulk insert writes none (``welcome_mails sync``
+makes them later), unless the welcome receiver is muted for the run
+(``mute``, ``seed_users --mute``): then the batch writes its users' records
+suppressed, set-based, as the muted receiver would have.
+
 Every user a run creates is recorded as a ``SeededUser`` row in the same
 transaction, so purging (:mod:`seeding.purge`) deletes exactly those users.
 Which run a process works on, and the lock that keeps it its own, is
@@ -19,25 +26,31 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.db import connections
-from django.db.models import Field, Max
+from django.db.models import Count, Field, Max
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
 from dbtools.batches import BatchAbandoned, run_batch
 from dbtools.stopping import StopReason, StopRequest
-from profiles.selectors import users_without_profile_count
+from profiles.models import WelcomeMail
+from profiles.receivers import WELCOME_MAIL_RECEIVER
+from profiles.selectors import users_without_profile_count, users_without_welcome_mail
+from profiles.welcome.message import mail_destination
 from seeding.errors import SeedArgumentError
 from seeding.generator import FakeUser, FakeUsers
-from seeding.inserts import bulk_insert_batch, save_batch
+from seeding.inserts import BatchCounts, bulk_insert_batch, save_batch
 from seeding.models import SeedRun
 from seeding.runs import RunArguments, run_claimed, run_finish, run_members
 from seeding.userfields import UserColumns, user_columns
+from switches.muting import muted
+from switches.state import muted_switch
 
 Via = Literal["save", "bulk"]
 
@@ -52,11 +65,22 @@ class SeedResult:
     resumed_after: int  # users an interrupted run with the same arguments had committed
     profiles_created: int  # by receivers, for this run's users, counted in each batch
     users_without_profile: int
+    # Welcome-mail records this run's batches created (by the receiver, or
+    # suppressed set-based for a muted bulk run), counted in each batch.
+    welcome_records_pending: int
+    welcome_records_suppressed: int
+    users_without_welcome_mail: int  # in the whole table, after the run
     seconds: float
     dry_run: bool
     stopped: StopReason | None  # "signal" when a SIGINT/SIGTERM stopped the run
     stop_signal: int | None  # that signal's number
     generated: int  # users generated (and validated, in a dry run), which a stop cuts short
+    # --via save: the run's welcome mails as they stand after it (delivery follows
+    # each batch's commit), and where mail goes; None for a bulk or dry run.
+    welcome_mails_sent: int | None = None
+    welcome_mails_pending: int | None = None  # pending or leased to a sender: not sent yet
+    welcome_mails_failed: int | None = None
+    mail_destination: str | None = None
 
     @property
     def users_per_second(self) -> float:
@@ -81,8 +105,13 @@ def users_seed(
     field_values: Mapping[str, Any] | None = None,
     on_batch: Callable[[int, int], None] | None = None,
     stop: StopRequest | None = None,
+    mute: Sequence[str] = (),
 ) -> SeedResult:
     """Create ``count`` fake users; stop cleanly when asked to.
+
+    ``mute``: receivers muted while the run writes (``seed_users --mute``), with
+    the reason "seed_users --mute (seed run N)"; a muted welcome receiver gives
+    the run's users suppressed welcome-mail records, also for a bulk insert.
 
     Raises SeedArgumentError, before anything is written, for arguments the
     database cannot hold and for a user model field seed_users cannot fill
@@ -121,6 +150,9 @@ def users_seed(
             resumed_after=0,
             profiles_created=0,
             users_without_profile=users_without_profile_count(using=using),
+            welcome_records_pending=0,
+            welcome_records_suppressed=0,
+            users_without_welcome_mail=_without_welcome_mail(using),
             seconds=time.perf_counter() - started,
             dry_run=True,
             stopped=_stopped(stop),
@@ -133,14 +165,17 @@ def users_seed(
         resumed_after = run_members(run, using=using).count()
         users = FakeUsers(seed=seed, run_number=run.number, locales=locales)
         users.skip(resumed_after)
-        writer = _BatchWriter(run, via=via, columns=columns, using=using, stop=stop)
-        profiles_created = writer.write_all(
-            users.batches(count=count - resumed_after, batch_size=batch_size),
-            done=resumed_after,
-            on_batch=on_batch,
-        )
+        reason = f"seed_users --mute (seed run {run.number})"
+        with muted(*mute, reason=reason) if mute else nullcontext():
+            writer = _BatchWriter(run, via=via, columns=columns, using=using, stop=stop)
+            counts = writer.write_all(
+                users.batches(count=count - resumed_after, batch_size=batch_size),
+                done=resumed_after,
+                on_batch=on_batch,
+            )
         seconds = time.perf_counter() - started
         created = run_finish(run, using=using) - resumed_after
+        states = _welcome_states(run, using=using) if via == "save" else None
     return SeedResult(
         run_number=run.number,
         seed=seed,
@@ -148,14 +183,47 @@ def users_seed(
         requested=count,
         created=created,
         resumed_after=resumed_after,
-        profiles_created=profiles_created,
+        profiles_created=counts.profiles,
         users_without_profile=users_without_profile_count(using=using),
+        welcome_records_pending=counts.welcome_pending,
+        welcome_records_suppressed=counts.welcome_suppressed,
+        users_without_welcome_mail=_without_welcome_mail(using),
         seconds=seconds,
         dry_run=False,
         stopped=_stopped(stop),
         stop_signal=stop.signum,
         generated=created,
+        **(states or {}),
     )
+
+
+def _without_welcome_mail(using: str) -> int:
+    return users_without_welcome_mail(using=using).in_table
+
+
+def _welcome_states(run: SeedRun, *, using: str) -> dict[str, Any]:
+    """The run's welcome mails after it, by state, and where mail goes (``--via save``).
+
+    Read after the last batch: delivery follows each batch's commit (at once
+    with the ImmediateBackend; a task worker or ``welcome_mails send`` later).
+    """
+    members = run_members(run, using=using).values("user_id")
+    rows = (
+        WelcomeMail.objects.using(using)
+        .filter(user_id__in=members)
+        .order_by()
+        .values("status")
+        .annotate(count=Count("pk"))
+        .values_list("status", "count")
+    )
+    states = dict(rows)
+    status = WelcomeMail.Status
+    return {
+        "welcome_mails_sent": states.get(status.SENT, 0),
+        "welcome_mails_pending": states.get(status.PENDING, 0) + states.get(status.SENDING, 0),
+        "welcome_mails_failed": states.get(status.FAILED, 0),
+        "mail_destination": mail_destination(),
+    }
 
 
 class _Stopped(Exception):
@@ -168,15 +236,23 @@ class _BatchWriter:
     def __init__(
         self, run: SeedRun, *, via: Via, columns: UserColumns, using: str, stop: StopRequest
     ) -> None:
-        self._insert: Callable[[Sequence[FakeUser]], int]
+        self._insert: Callable[[Sequence[FakeUser]], BatchCounts]
         if via == "save":
             self._insert = functools.partial(
                 save_batch, columns=columns, run_pk=run.pk, using=using
             )
         else:
             layout = columns.bulk_layout(connections[using])
+            # Muted for this run: the users were asked to get no mail; a later
+            # 'welcome_mails sync' would otherwise make their records pending.
+            welcome = muted_switch(WELCOME_MAIL_RECEIVER)
             self._insert = functools.partial(
-                bulk_insert_batch, columns=columns, layout=layout, run_pk=run.pk, using=using
+                bulk_insert_batch,
+                columns=columns,
+                layout=layout,
+                run_pk=run.pk,
+                using=using,
+                welcome_suppressed=welcome.describe() if welcome is not None else None,
             )
         self._requested = run.requested
         self._using = using
@@ -188,15 +264,15 @@ class _BatchWriter:
         *,
         done: int,
         on_batch: Callable[[int, int], None] | None,
-    ) -> int:
-        """Commit ``batches`` in turn, until the last or a stop; the profiles receivers made.
+    ) -> BatchCounts:
+        """Commit ``batches`` in turn, until the last or a stop; the records their users got.
 
         ``done``: the users the run had before, for ``on_batch(done, requested)``.
         """
-        profiles_created = 0
+        counts = BatchCounts()
         try:
             for batch in batches:
-                profiles_created += self._write(batch)
+                counts += self._write(batch)
                 done += len(batch)
                 if on_batch:
                     on_batch(done, self._requested)
@@ -204,10 +280,10 @@ class _BatchWriter:
             pass  # the stop request says which signal
         except KeyboardInterrupt:
             self._stop.request(signal.SIGINT)
-        return profiles_created
+        return counts
 
-    def _write(self, batch: Sequence[FakeUser]) -> int:
-        """Commit ``batch`` and record it as the run's; return the profiles receivers made.
+    def _write(self, batch: Sequence[FakeUser]) -> BatchCounts:
+        """Commit ``batch`` and record it as the run's; return the records its users got.
 
         Raises _Stopped (or BatchAbandoned, while a timed-out batch waits to be
         retried) with nothing of the batch written when a stop was asked for.
@@ -220,12 +296,12 @@ class _BatchWriter:
             stop=self._stop,
         )
 
-    def _insert_unless_stopped(self, batch: Sequence[FakeUser]) -> int:
-        profiles = self._insert(batch)
+    def _insert_unless_stopped(self, batch: Sequence[FakeUser]) -> BatchCounts:
+        counts = self._insert(batch)
         # The batch's one stop check: its rows are in, its transaction not yet committed.
         if self._stop():
             raise _Stopped
-        return profiles
+        return counts
 
 
 def _validated(

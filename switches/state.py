@@ -9,6 +9,11 @@ Two sources, both checked by every switchable receiver on every call:
   ``RECEIVER_SWITCHES_REFRESH_SECONDS`` (and when a switch's expiry passes),
   never once per signal: between reads the names come from a snapshot here.
 
+Each snapshot also keeps every off switch's reason and who switched it off,
+and each ``muted()`` block what muted it, so a receiver's ``when_off`` handler
+(:func:`switches.wrapping.switchable`) can record why the receiver did not run
+(:class:`SwitchInfo`) without another query.
+
 Which database holds the state for a signal: the one the signal is about (the
 ``using`` argument of the model signals) when the switch table lives there,
 else the one the database routers pick for reading it ("default" without
@@ -21,8 +26,11 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Iterable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import NamedTuple
 
 from django.conf import settings
@@ -36,11 +44,41 @@ logger = logging.getLogger(__name__)
 DEFAULT_REFRESH_SECONDS = 5.0
 
 muted_names: ContextVar[frozenset[str]] = ContextVar("receiver_switches_muted", default=frozenset())
+# What muted each name in ``muted_names`` ("" when the block gave no reason);
+# set together with it, and only read once a receiver is found muted.
+muted_reasons: ContextVar[Mapping[str, str]] = ContextVar(
+    "receiver_switches_muted_reasons", default=MappingProxyType({})
+)
+
+
+@dataclass(frozen=True)
+class SwitchInfo:
+    """Why a switchable receiver did not run: switched off in the database, or muted.
+
+    ``by`` is who switched it off (empty for a mute); ``reason`` is the
+    switch's reason, or what the ``muted()`` block said muted it.
+    """
+
+    name: str
+    muted: bool
+    reason: str = ""
+    by: str = ""
+    expires_at: datetime | None = None
+
+    def describe(self) -> str:
+        """One line: "NAME switched off by alice: CRM import", "NAME muted: seed run 12"."""
+        text = f"{self.name} muted" if self.muted else f"{self.name} switched off"
+        if self.by:
+            text += f" by {self.by}"
+        if self.expires_at is not None:
+            text += f" until {self.expires_at.isoformat(timespec='seconds')}"
+        return f"{text}: {self.reason}" if self.reason else text
 
 
 class _Snapshot(NamedTuple):
     fresh_until: float  # time.monotonic()
     off: frozenset[str]
+    switches: Mapping[str, SwitchInfo]  # the same names, with their reasons
 
 
 # One snapshot per value of the signal's ``using`` (None for signals without one).
@@ -63,7 +101,35 @@ def switched_off(using: str | None) -> frozenset[str]:
     snapshot = _snapshots.get(using)
     if snapshot is not None and snapshot.fresh_until > _monotonic():
         return snapshot.off
-    return _refresh(using)
+    return _refresh(using).off
+
+
+def cached_switches(using: str | None) -> Mapping[str, SwitchInfo] | None:
+    """The off switches for ``using``, by name, if the snapshot is fresh, else None."""
+    snapshot = _snapshots.get(using)
+    if snapshot is not None and snapshot.fresh_until > _monotonic():
+        return snapshot.switches
+    return None
+
+
+def switches_off(using: str | None) -> Mapping[str, SwitchInfo]:
+    """The switches off in the database for a signal about ``using``, by name; cached.
+
+    What a switchable receiver looks at: ``name in switches_off(using)`` costs
+    what the set of names did, and an off receiver's handler finds its switch
+    there.
+    """
+    snapshot = _snapshots.get(using)
+    if snapshot is not None and snapshot.fresh_until > _monotonic():
+        return snapshot.switches
+    return _refresh(using).switches
+
+
+def muted_switch(name: str) -> SwitchInfo | None:
+    """``name``'s mute in the current context, with what muted it; None when not muted."""
+    if name not in muted_names.get():
+        return None
+    return SwitchInfo(name=name, muted=True, reason=muted_reasons.get().get(name, ""))
 
 
 def forget() -> None:
@@ -111,7 +177,7 @@ def storage_alias(using: str | None) -> str:
     return router.db_for_read(ReceiverSwitch)
 
 
-def _refresh(using: str | None) -> frozenset[str]:
+def _refresh(using: str | None) -> _Snapshot:
     started = _monotonic()
     alias = storage_alias(using)
     now = timezone.now()
@@ -136,21 +202,32 @@ def _refresh(using: str | None) -> frozenset[str]:
         else:  # committed or rolled back: the database has the truth again
             _uncommitted.discard(alias)
     # Read again when the first switch expires, so '--for 2h' ends on time.
-    for _, expires_at in rows:
-        if expires_at is not None:
-            fresh_for = min(fresh_for, max((expires_at - now).total_seconds(), 0.0))
-    off = frozenset(name for name, _ in rows)
-    _snapshots[using] = _Snapshot(started + fresh_for, off)
-    return off
+    for switch in rows:
+        if switch.expires_at is not None:
+            fresh_for = min(fresh_for, max((switch.expires_at - now).total_seconds(), 0.0))
+    # A plain dict: ``name in`` it is the receivers' hot path.
+    switches = {switch.name: switch for switch in rows}
+    snapshot = _Snapshot(started + fresh_for, frozenset(switches), switches)
+    _snapshots[using] = snapshot
+    return snapshot
 
 
-def _read(alias: str, now: datetime) -> list[tuple[str, datetime | None]]:
+def _read(alias: str, now: datetime) -> list[SwitchInfo]:
     from switches.models import ReceiverSwitch
 
-    rows = ReceiverSwitch.objects.using(alias).active(now).values_list("name", "expires_at")
+    fields = ("name", "reason", "switched_off_by", "expires_at")
+    rows = ReceiverSwitch.objects.using(alias).active(now).values_list(*fields)
     if connections[alias].in_atomic_block:
         # A savepoint, so that a failed read (no table yet) cannot break the
         # transaction the signal is sent from on PostgreSQL.
         with transaction.atomic(using=alias):
-            return list(rows)
-    return list(rows)
+            return _switches(rows)
+    return _switches(rows)
+
+
+def _switches(rows: Iterable[tuple[str, str, str, datetime | None]]) -> list[SwitchInfo]:
+    # Iterating the queryset runs it: only here, inside the caller's savepoint.
+    return [
+        SwitchInfo(name=name, muted=False, reason=reason, by=by, expires_at=expires_at)
+        for name, reason, by, expires_at in rows
+    ]

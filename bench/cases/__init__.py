@@ -2,6 +2,7 @@
 
 import importlib
 
-# Registration order is the order of the report: user inserts first, then the backfill.
-for _module in ("users", "seeding", "backfill"):
+# Registration order is the order of the report: user inserts first, then the
+# backfill, then the welcome mail's groups.
+for _module in ("users", "seeding", "backfill", "welcome"):
     importlib.import_module(f"bench.cases.{_module}")

@@ -1,12 +1,23 @@
-"""backfill_profiles' own option: --shard K/N."""
+"""The options of a backfill (``backfill_profiles``, ``welcome_mails sync``), declared once.
+
+:func:`backfill_options` puts them all on a command, worded for what it creates;
+:func:`parse_shard` reads ``--shard K/N`` and :func:`aware_datetime` a date or
+date-time (a naive one is UTC).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import click
 
+from commands.options import F, batch_size_option, finite, format_option
 from profiles.sharding import WHOLE_TABLE, Shard, shard_from
+
+# The largest integer every backend binds (SQLite's and PostgreSQL's bigint).
+MAX_BOUND = 2**63 - 1
 
 
 def parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -> Shard:
@@ -19,3 +30,106 @@ def parse_shard(ctx: click.Context, param: click.Parameter, value: str | None) -
         return shard_from(int(match[1]), int(match[2]))
     except ValueError as exc:
         raise click.BadParameter(f"{value!r}: {exc}.") from None
+
+
+def aware_datetime(value: str) -> datetime:
+    """An ISO date (its midnight) or date-time; without an offset it is UTC.
+    ValueError (click's BadParameter in a callback) when it is neither."""
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a date or date-time; use ISO 8601, e.g. 2024-05-01 "
+            "or 2024-05-01T12:00:00+02:00 (without an offset: UTC)."
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def datetime_callback(
+    ctx: click.Context, param: click.Parameter, value: str | tuple[str, ...] | None
+) -> datetime | tuple[datetime, ...] | None:
+    """A callback that turns an option's ISO value(s) into aware date-times (exit 2 if not)."""
+    if value is None:
+        return None
+    try:
+        if isinstance(value, tuple):
+            return tuple(aware_datetime(item) for item in value)
+        return aware_datetime(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def backfill_options(
+    *, rows: str, a_row: str, run: str, statements: str = "one statement"
+) -> Callable[[F], F]:
+    """Every option of a backfill, in the order ``--help`` lists them, worded for ``rows``
+    ("profiles"), ``a_row`` ("a profile") and ``run`` ("backfill"); a batch is
+    ``statements`` in one short transaction."""
+    options = [
+        batch_size_option(
+            default=None,
+            help=f"Users per batch; each batch is {statements} in one short transaction. "
+            "Default: 100000 on SQLite (one writer, cheap commits), 10000 elsewhere.",
+        ),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=1, max=MAX_BOUND),
+            default=None,
+            help=f"Stop after creating this many {rows}.",
+        ),
+        click.option("--dry-run", is_flag=True, help=f"Count the {rows} that would be created."),
+        click.option(
+            "--check",
+            is_flag=True,
+            help=f"Create nothing; exit 1 if any user (of the shard, with --shard) lacks "
+            f"{a_row}, else 0 (for monitoring).",
+        ),
+        click.option(
+            "--max-seconds",
+            type=click.FloatRange(min=0, min_open=True),
+            default=None,
+            callback=finite,
+            help="Stop after the batch in flight once this many seconds have passed; "
+            "the next run resumes.",
+        ),
+        click.option(
+            "--shard",
+            metavar="K/N",
+            callback=parse_shard,
+            help="Work on shard K of N (users with pk % N == K-1; integer pks only), under "
+            f"its own lock, so N processes share one {run}.",
+        ),
+        click.option(
+            "--wait",
+            type=click.FloatRange(min=0),
+            default=0,
+            show_default=True,
+            metavar="SECONDS",
+            callback=finite,
+            help="Wait this long for another run's lock instead of exiting 75 at once.",
+        ),
+        click.option(
+            "--jobs",
+            type=click.IntRange(min=1, max=16),
+            default=2,
+            show_default=True,
+            help="Batches to run at once, each on its own database connection: the work is "
+            "the database server's, so two keep two of its cores busy; --jobs 1 is the "
+            "gentlest. SQLite has one writer and always runs one; so does --limit, to stop "
+            "at exactly N.",
+        ),
+        click.option(
+            "--no-lock",
+            is_flag=True,
+            help="Run without the lock (correctness never depends on it).",
+        ),
+        format_option(help="json: one object with the figures."),
+    ]
+
+    def decorator(func: F) -> F:
+        for option in reversed(options):  # the first listed is the outermost
+            func = option(func)
+        return func
+
+    return decorator

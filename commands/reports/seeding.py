@@ -33,6 +33,13 @@ def seed_report(
                     "generated",
                     "profiles_created",
                     "users_without_profile",
+                    "welcome_records_pending",
+                    "welcome_records_suppressed",
+                    "users_without_welcome_mail",
+                    "welcome_mails_sent",
+                    "welcome_mails_pending",
+                    "welcome_mails_failed",
+                    "mail_destination",
                     "seconds",
                     "users_per_second",
                 ),
@@ -62,13 +69,44 @@ def seed_report(
         f"{result.profiles_created} profile(s) created by receivers, "
         f"{result.users_without_profile} user(s) in the database without a profile."
     )
+    cmd.stdout.write(_welcome_line(result))
     if result.via == "bulk" and result.created:
+        if result.welcome_records_suppressed:
+            missing, commands = "no profile", "'manage.py backfill_profiles' to create them"
+        else:
+            missing = "no profile and no welcome-mail record"
+            commands = (
+                "'manage.py backfill_profiles' and 'manage.py welcome_mails sync' to create them"
+            )
         cmd.stdout.write(
             cmd.style.WARNING(
-                "post_save did not fire for these users, so they have no profile: "
-                "run 'manage.py backfill_profiles' to create them."
+                f"post_save did not fire for these users, so they have {missing}: run {commands}."
             )
         )
+    if result.welcome_mails_pending:
+        cmd.stdout.write(
+            cmd.style.WARNING(
+                f"{result.welcome_mails_pending} of this run's welcome mail(s) are still pending "
+                "(the mail server unreachable, or left to a task worker): a task worker or "
+                "'manage.py welcome_mails send' delivers them."
+            )
+        )
+
+
+def _welcome_line(result: SeedResult) -> str:
+    """What the run did about welcome mails; never an address."""
+    created = result.welcome_records_pending + result.welcome_records_suppressed
+    text = (
+        f"Welcome mails: {created} record(s) created, {result.welcome_records_pending} pending "
+        f"and {result.welcome_records_suppressed} suppressed"
+    )
+    if result.welcome_mails_sent is not None:
+        text += (
+            f"; the run's mails now {result.welcome_mails_sent} sent, "
+            f"{result.welcome_mails_pending} pending, {result.welcome_mails_failed} failed; "
+            f"mail goes to {result.mail_destination}"
+        )
+    return f"{text}; {result.users_without_welcome_mail} user(s) in the database without a record."
 
 
 def interrupted(result: SeedResult) -> CommandError:
@@ -97,6 +135,7 @@ def purge_report(cmd: ClickCommand, result: PurgeResult, *, output_format: str) 
                 "runs",
                 "users",
                 "profiles",
+                "welcome_mails",
                 "untracked_runs",
                 "runs_in_progress",
             ),
@@ -106,8 +145,8 @@ def purge_report(cmd: ClickCommand, result: PurgeResult, *, output_format: str) 
         return
     verb = "Would delete" if result.dry_run else "Deleted"
     cmd.stdout.write(
-        f"{verb} {result.users} seeded user(s) and {result.profiles} profile(s) "
-        f"from {result.runs} seed run(s)."
+        f"{verb} {result.users} seeded user(s), {result.profiles} profile(s) and "
+        f"{result.welcome_mails} welcome-mail record(s) from {result.runs} seed run(s)."
     )
     if result.untracked_runs:
         cmd.stdout.write(

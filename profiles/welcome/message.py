@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from email.utils import parseaddr
 
+import django
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -29,21 +30,30 @@ def recipient(user: AbstractBaseUser) -> str:
     return str(getattr(user, user.get_email_field_name(), "") or "")
 
 
-def welcome_message(
-    user: AbstractBaseUser, *, connection: BaseEmailBackend | None = None
-) -> EmailMessage:
+def welcome_message(user: AbstractBaseUser) -> EmailMessage:
+    """The message to send with ``mail_connection().send_messages([...])``."""
     return EmailMessage(
         subject="Welcome!",
         body=f"Hello {user.get_username()}, your account is ready.",
         to=[recipient(user)],
         headers={"Message-ID": message_id(user.pk)},
-        connection=connection,
     )
+
+
+def mail_connection() -> BaseEmailBackend:
+    """A new connection of the default mailer: ``mailers.default`` from Django 6.1
+    (``get_connection()`` is deprecated there), ``get_connection()`` before."""
+    if django.VERSION >= (6, 1):
+        from django.core.mail import mailers  # type: ignore[attr-defined,unused-ignore]
+
+        backend: BaseEmailBackend = mailers.default
+        return backend
+    return get_connection()
 
 
 def mail_destination() -> str:
     """Where mail goes, for a command's summary: a directory, a server, or a backend."""
-    backend = get_connection()
+    backend = mail_connection()
     file_path = getattr(backend, "file_path", None)
     if file_path:
         return f"files in {file_path}"

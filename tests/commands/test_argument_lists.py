@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from commands.exitcodes import ExitCode
-from profiles.models import Profile
+from profiles.models import Profile, WelcomeMail
 from seeding.models import SeedRun
 from switches.models import ReceiverSwitch
 
@@ -33,6 +33,7 @@ COMMANDS = [
     "purge_seeded",
     "receivers",
     "signal_matrix",
+    "welcome_mails",
 ]
 
 TOKENS = [
@@ -89,6 +90,15 @@ TOKENS = [
     "0s",
     "--reason",
     "--by",
+    "status",
+    "sync",
+    "send",
+    "suppress",
+    "retry",
+    "--joined-since",
+    "--joined-between",
+    "2026-01-01",
+    "--max-age",
     "--no-color",
     "--help",
     "--",
@@ -101,7 +111,7 @@ ARGUMENTS = st.lists(
 
 
 def row_counts() -> tuple[int, ...]:
-    return tuple(m.objects.count() for m in (User, Profile, SeedRun, ReceiverSwitch))
+    return tuple(m.objects.count() for m in (User, Profile, WelcomeMail, SeedRun, ReceiverSwitch))
 
 
 @pytest.mark.django_db

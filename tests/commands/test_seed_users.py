@@ -1,16 +1,22 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 
+import django
 import pytest
 from click.testing import CliRunner
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import transaction
 
 from commands.management.commands import seed_users
-from profiles.models import Profile
+from profiles import receivers
+from profiles.models import Profile, WelcomeMail
 from tests.helpers.commands import run_command
+
+WELCOME = receivers.WELCOME_MAIL_RECEIVER
 
 User = get_user_model()
 
@@ -26,16 +32,37 @@ def test_bulk_summary_names_the_fix():
     assert code == 0, err
     assert "Created 300 user(s) via bulk insert" in out
     assert "post_save did not fire" in out and "backfill_profiles" in out
+    assert "no welcome-mail record" in out and "'manage.py welcome_mails sync'" in out
+    assert (
+        "Welcome mails: 0 record(s) created, 0 pending and 0 suppressed; "
+        "300 user(s) in the database without a record."
+    ) in out
     assert User.objects.count() == 300 and Profile.objects.count() == 0
+    assert not WelcomeMail.objects.exists()
 
 
 @pytest.mark.django_db
-def test_save_summary_counts_profiles(mailoutbox):
+def test_save_summary_counts_profiles_and_welcome_records(settings, tmp_path):
+    backend = "django.core.mail.backends.filebased.EmailBackend"
+    if django.VERSION >= (6, 1):  # MAILERS replaces EMAIL_BACKEND
+        options = {"file_path": str(tmp_path)}
+        settings.MAILERS = {"default": {"BACKEND": backend, "OPTIONS": options}}
+    else:
+        settings.EMAIL_BACKEND, settings.EMAIL_FILE_PATH = backend, str(tmp_path)
     out, _, code = run_command("seed_users", "40", "--via", "save", "--seed", "1")
     assert code == 0
     assert "40 profile(s) created by receivers" in out
     assert "post_save did not fire" not in out
     assert Profile.objects.count() == 40
+    # The test's transaction never commits, so no delivery ran: all still pending.
+    assert (
+        "Welcome mails: 40 record(s) created, 40 pending and 0 suppressed; the run's mails "
+        f"now 0 sent, 40 pending, 0 failed; mail goes to files in {tmp_path}; "
+        "0 user(s) in the database without a record."
+    ) in out
+    assert "40 of this run's welcome mail(s) are still pending" in out
+    assert "'manage.py welcome_mails send' delivers them" in out
+    assert WelcomeMail.objects.filter(status="pending").count() == 40
 
 
 @pytest.mark.django_db
@@ -46,6 +73,19 @@ def test_json_output_carries_the_figures():
     assert data["created"] == 50 and data["via"] == "save" and data["seed"] == 5
     assert data["profiles_created"] == 50 and data["users_without_profile"] == 0
     assert data["users_per_second"] > 0 and data["interrupted_by"] is None
+    assert (data["welcome_records_pending"], data["welcome_records_suppressed"]) == (50, 0)
+    assert data["users_without_welcome_mail"] == 0
+    assert (data["welcome_mails_sent"], data["welcome_mails_pending"]) == (0, 50)
+    assert data["welcome_mails_failed"] == 0
+    assert isinstance(data["mail_destination"], str)
+
+
+@pytest.mark.django_db
+def test_json_of_a_bulk_run_has_no_delivery_figures():
+    data = json.loads(run_command("seed_users", 20, format="json")[0])
+    assert (data["welcome_records_pending"], data["welcome_records_suppressed"]) == (0, 0)
+    assert data["users_without_welcome_mail"] == 20
+    assert data["welcome_mails_sent"] is data["mail_destination"] is None
 
 
 @pytest.mark.django_db
@@ -134,21 +174,48 @@ def test_progress_bar_only_on_a_terminal(verbosity, shown):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("mute", "mails"), [([], 30), (["profiles.receivers.send_welcome_email"], 0)]
-)
+@pytest.mark.parametrize(("mute", "status"), [([], "pending"), ([WELCOME], "suppressed")])
 def test_mute_switches_a_receiver_off_for_this_run_only(
-    mute, mails, mailoutbox, django_capture_on_commit_callbacks
+    mute, status, django_capture_on_commit_callbacks
 ):
     args = [arg for name in mute for arg in ("--mute", name)]
-    with django_capture_on_commit_callbacks(execute=True):
-        _, err, code = run_command("seed_users", 30, "--via", "save", *args)
+    with django_capture_on_commit_callbacks() as callbacks:
+        out, err, code = run_command("seed_users", 30, "--via", "save", "--batch-size", 10, *args)
     assert code == 0, err
     assert Profile.objects.count() == 30  # the profile receiver stays on
-    assert len(mailoutbox) == mails
-    with django_capture_on_commit_callbacks(execute=True):
-        User.objects.create_user("after", "after@example.com")
-    assert len(mailoutbox) == mails + 1  # muted only during the run
+    assert list(WelcomeMail.objects.values_list("status", flat=True).distinct()) == [status]
+    assert WelcomeMail.objects.count() == 30
+    assert bool(callbacks) is not bool(mute)  # a delivery enqueued, none when muted
+    created = "0 pending and 30 suppressed" if mute else "30 pending and 0 suppressed"
+    assert f"Welcome mails: 30 record(s) created, {created}" in out
+    after = User.objects.create_user("after", "after@example.com")
+    assert WelcomeMail.objects.get(user=after).status == "pending"  # muted only during the run
+
+
+@pytest.mark.django_db
+def test_a_muted_run_says_what_muted_it_in_each_record():
+    out, _, code = run_command("seed_users", 5, "--via", "save", format="json", mute=[WELCOME])
+    assert code == 0
+    run = json.loads(out)["run"]
+    reasons = set(WelcomeMail.objects.values_list("reason", flat=True))
+    assert reasons == {f"{WELCOME} muted: seed_users --mute (seed run {run})"}
+
+
+@pytest.mark.django_db
+def test_bulk_with_the_welcome_receiver_muted_writes_suppressed_records():
+    out, err, code = run_command("seed_users", 120, "--batch-size", 50, mute=[WELCOME], seed=4)
+    assert code == 0, err
+    assert "Welcome mails: 120 record(s) created, 0 pending and 120 suppressed" in out
+    assert "no profile:" in out and "welcome_mails sync" not in out
+    assert WelcomeMail.objects.filter(status="suppressed").count() == User.objects.count() == 120
+    record = WelcomeMail.objects.first()
+    assert record.reason == f"{WELCOME} muted: seed_users --mute (seed run 1)"
+    assert (record.attempts, record.message_id, record.sent_at) == (0, "", None)
+    assert record.due_at == record.created_at is not None
+    assert Profile.objects.count() == 0
+    # Another receiver muted: a bulk run writes no records.
+    run_command("seed_users", 10, mute=["profiles.receivers.create_profile"], seed=5)
+    assert WelcomeMail.objects.count() == 120
 
 
 @pytest.mark.django_db
@@ -157,3 +224,20 @@ def test_unknown_receiver_to_mute_exits_2_with_suggestions():
     assert code == 2
     assert "profiles.receivers.send_welcome_email" in err
     assert User.objects.count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_summary_reads_the_runs_mails_as_delivery_left_them(monkeypatch):
+    """After the run: what delivery did, here a stand-in that sends every other user's."""
+    calls = itertools.count()
+
+    def deliver_every_other(*, user_pk, using):
+        if next(calls) % 2 == 0:
+            sent = WelcomeMail.objects.using(using).filter(user_id=user_pk)
+            transaction.on_commit(lambda: sent.update(status="sent"), using=using)
+
+    monkeypatch.setattr(receivers, "deliver_after_commit", deliver_every_other)
+    out, err, code = run_command("seed_users", 40, "--via", "save", "--batch-size", 10)
+    assert code == 0, err
+    assert "the run's mails now 20 sent, 20 pending, 0 failed" in out
+    assert "20 of this run's welcome mail(s) are still pending" in out

@@ -15,11 +15,14 @@ from django.core.management.color import no_style
 from django.db import connection
 
 from profiles.backfill import _Batches, profiles_backfill
-from profiles.models import Profile
+from profiles.models import Profile, WelcomeMail
+from profiles.receivers import WELCOME_MAIL_RECEIVER
 from profiles.selectors import users_without_profile_count
-from profiles.services import profile_ensure, welcome_email_send
+from profiles.services import profile_ensure
 from profiles.sharding import Shard, user_pk_is_integer
 from profiles.sql import in_pk_order
+from profiles.welcome.message import recipient, welcome_message
+from switches.muting import muted
 from tests.helpers.commands import run_command
 from tests.helpers.users import bulk_users, create_user, new_user, user_fields, user_model, users
 from tests.profiles.coverage import (
@@ -59,20 +62,31 @@ def test_profile_ensure_is_idempotent():
 
 
 @pytest.mark.django_db
-def test_welcome_email_goes_to_the_e_mail_field(mailoutbox, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
+def test_save_gives_a_user_one_pending_welcome_record(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
         user = create_user(3)
-    address = getattr(user, user_model().get_email_field_name())
-    assert [m.to for m in mailoutbox] == [[address]]
+    assert list(WelcomeMail.objects.values_list("user_id", "status")) == [(user.pk, "pending")]
+    assert len(callbacks) == 1  # delivery, after the commit
 
 
-def test_welcome_email_uses_the_models_email_field(monkeypatch, mailoutbox):
+@pytest.mark.django_db
+def test_a_muted_welcome_receiver_suppresses_the_record():
+    with muted(WELCOME_MAIL_RECEIVER, reason="any model"):
+        user = create_user(5)
+    record = WelcomeMail.objects.get(user_id=user.pk)
+    assert (record.status, record.reason) == (
+        "suppressed",
+        f"{WELCOME_MAIL_RECEIVER} muted: any model",
+    )
+
+
+def test_welcome_email_uses_the_models_email_field(monkeypatch):
     """A model whose EMAIL_FIELD is not "email" gets its mail there."""
     monkeypatch.setattr(user_model(), "EMAIL_FIELD", "work_address", raising=False)
     user = new_user(4)
     user.work_address = "work4@example.org"
-    assert welcome_email_send(user=user) == 1
-    assert [m.to for m in mailoutbox] == [["work4@example.org"]]
+    assert recipient(user) == "work4@example.org"
+    assert welcome_message(user).to == ["work4@example.org"]
 
 
 # -- the backfill service --

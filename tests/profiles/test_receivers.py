@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.core import serializers
 from django.core.management import call_command
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models.signals import post_save
+from django.utils import timezone
 
 from profiles import receivers
-from profiles.models import Profile
+from profiles.models import Profile, WelcomeMail
+from switches.muting import muted
+from switches.services import receiver_switches_off, receiver_switches_on
 from tests.helpers.commands import run_command
 
 User = get_user_model()
@@ -86,34 +91,163 @@ def test_receivers_are_connected_once_even_if_ready_runs_twice():
     assert Profile.objects.count() == 1
 
 
-def test_welcome_email_is_sent_once_after_commit(mailoutbox, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        User.objects.create_user("ada", "ada@example.com")
-        assert mailoutbox == []  # not before the commit
-    assert len(callbacks) == 1
-    assert len(mailoutbox) == 1
-    assert mailoutbox[0].to == ["ada@example.com"]
+# -- the welcome mail: one record per user, written in the saving transaction --
 
 
-def test_welcome_email_not_sent_for_update(mailoutbox, django_capture_on_commit_callbacks):
+WELCOME = receivers.WELCOME_MAIL_RECEIVER
+
+
+def welcome(user) -> WelcomeMail:
+    return WelcomeMail.objects.get(user=user)
+
+
+def test_the_welcome_receiver_is_known_by_its_dotted_name():
+    assert WELCOME == "profiles.receivers.send_welcome_email"
+
+
+def test_a_saved_user_gets_one_pending_record_and_delivery_only_after_commit(
+    django_capture_on_commit_callbacks,
+):
+    with django_capture_on_commit_callbacks() as callbacks:  # not run: delivery is H2's
+        user = User.objects.create_user("ada", "ada@example.com")
+        record = welcome(user)  # already there, in the saving transaction
+    assert (record.status, record.reason, record.attempts) == ("pending", "", 0)
+    assert record.due_at == record.created_at is not None
+    assert (record.sent_at, record.message_id) == (None, "")
+    assert len(callbacks) == 1  # the delivery, enqueued for after the commit
+
+
+def test_exactly_one_record_per_user_however_often_it_is_saved():
     user = User.objects.create_user("ada", "ada@example.com")
-    with django_capture_on_commit_callbacks(execute=True):
-        user.save()
-    assert mailoutbox == []
+    user.first_name = "Ada"
+    user.save()
+    User.objects.get_or_create(username="ada")
+    _, created = User.objects.get_or_create(username="alan")
+    assert created
+    assert WelcomeMail.objects.filter(user=user).count() == 1
+    assert WelcomeMail.objects.count() == User.objects.count() == 2
+
+
+def test_an_update_writes_no_record():
+    user = User.objects.create_user("ada")
+    WelcomeMail.objects.filter(user=user).delete()
+    user.save()
+    assert not WelcomeMail.objects.filter(user=user).exists()
 
 
 @pytest.mark.django_db(transaction=True)
-def test_welcome_email_not_sent_after_rollback(mailoutbox):
+def test_the_record_rolls_back_with_the_user():
     class Boom(Exception):
         pass
 
     with pytest.raises(Boom), transaction.atomic():
         User.objects.create_user("ghost", "ghost@example.com")
+        assert WelcomeMail.objects.filter(user__username="ghost").exists()
         raise Boom
-    assert not User.objects.filter(username="ghost").exists()
-    assert mailoutbox == []
-    User.objects.create_user("real", "real@example.com")
-    assert [m.to for m in mailoutbox] == [["real@example.com"]]
+    with transaction.atomic():
+        real = User.objects.create_user("real", "real@example.com")
+        with pytest.raises(Boom), transaction.atomic():  # a savepoint rolled back
+            User.objects.create_user("inner", "inner@example.com")
+            raise Boom
+    assert list(User.objects.values_list("username", flat=True)) == ["real"]
+    assert list(WelcomeMail.objects.values_list("user_id", flat=True)) == [real.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_user_whose_record_cannot_be_written_is_not_created(monkeypatch):
+    """One transaction: when the record's insert fails, the user rolls back too."""
+
+    def fail(**kwargs):
+        raise DatabaseError("record insert failed")
+
+    monkeypatch.setattr(receivers, "record_new_user", fail)
+    with pytest.raises(DatabaseError), transaction.atomic():
+        User.objects.create_user("ada")
+    assert not User.objects.exists()
+
+
+def test_a_raw_save_writes_no_record(django_capture_on_commit_callbacks):
+    payload = '[{"model": "auth.user", "pk": 900, "fields": {"username": "raw", "password": "!"}}]'
+    with django_capture_on_commit_callbacks() as callbacks:
+        for obj in serializers.deserialize("json", payload):
+            obj.save()  # loaddata's raw=True save: welcome_mails sync makes the record
+    assert User.objects.filter(pk=900).exists()
+    assert not WelcomeMail.objects.filter(user_id=900).exists()
+    assert callbacks == []
+
+
+def test_bulk_create_writes_no_records():
+    User.objects.bulk_create([User(username=f"bulk{i}") for i in range(3)])
+    assert not WelcomeMail.objects.exists()
+
+
+def test_switched_off_the_record_is_suppressed_with_the_switchs_reason_and_by(
+    django_capture_on_commit_callbacks,
+):
+    receiver_switches_off(
+        names=[WELCOME], reason="CRM import", by="alice", until=None, using="default"
+    )
+    with django_capture_on_commit_callbacks() as callbacks:
+        user = User.objects.create_user("ada", "ada@example.com")
+    record = welcome(user)
+    assert record.status == "suppressed"
+    assert record.reason == f"{WELCOME} switched off by alice: CRM import"
+    assert Profile.objects.filter(user=user).exists()  # the other receiver is still on
+    assert callbacks == []  # nothing to deliver
+    receiver_switches_on(names=[WELCOME], using="default")
+    later = User.objects.create_user("bob", "bob@example.com")
+    assert welcome(later).status == "pending"
+    assert welcome(user).status == "suppressed"  # switching back on changes nothing made
+
+
+def test_a_switch_with_an_expiry_says_until_when():
+    until = timezone.now() + timedelta(hours=2)
+    receiver_switches_off(names=[WELCOME], reason="", by="ann", until=until, using="default")
+    record = welcome(User.objects.create_user("ada"))
+    assert record.reason == (
+        f"{WELCOME} switched off by ann until {until.isoformat(timespec='seconds')}"
+    )
+
+
+def test_muted_the_record_is_suppressed_saying_what_muted_it(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks:
+        with muted(WELCOME, reason="seed_users --mute (seed run 12)"):
+            user = User.objects.create_user("ada", "ada@example.com")
+        with muted(WELCOME):
+            plain = User.objects.create_user("bob")
+    assert callbacks == []  # nothing to deliver
+    assert (welcome(user).status, welcome(user).reason) == (
+        "suppressed",
+        f"{WELCOME} muted: seed_users --mute (seed run 12)",
+    )
+    assert (welcome(plain).status, welcome(plain).reason) == ("suppressed", f"{WELCOME} muted")
+    assert Profile.objects.filter(user__in=[user, plain]).count() == 2
+
+
+def test_muting_the_profile_receiver_leaves_the_welcome_mail_alone():
+    with muted("profiles.receivers.create_profile"):
+        user = User.objects.create_user("ada")
+    assert welcome(user).status == "pending"
+    assert not Profile.objects.filter(user=user).exists()
+
+
+def test_a_raw_save_while_muted_writes_no_record():
+    payload = '[{"model": "auth.user", "pk": 901, "fields": {"username": "raw", "password": "!"}}]'
+    with muted(WELCOME):
+        for obj in serializers.deserialize("json", payload):
+            obj.save()
+    assert not WelcomeMail.objects.exists()
+
+
+def test_a_user_who_joined_before_the_rollout_cutoff_is_suppressed_and_not_delivered(
+    settings, django_capture_on_commit_callbacks
+):
+    settings.WELCOME_MAIL_SINCE = timezone.now() + timedelta(days=1)
+    with django_capture_on_commit_callbacks() as callbacks:
+        user = User.objects.create_user("ada", "ada@example.com")
+    assert welcome(user).status == "suppressed"
+    assert "WELCOME_MAIL_SINCE" in welcome(user).reason
+    assert callbacks == []
 
 
 def test_demo_fixture_loads_twice_without_duplicates():
@@ -122,6 +256,7 @@ def test_demo_fixture_loads_twice_without_duplicates():
     assert User.objects.count() == 3
     assert Profile.objects.count() == 3
     assert Profile.objects.get(user__username="demo-ada").bio == "Wrote the first program."
+    assert not WelcomeMail.objects.exists()  # raw saves: welcome_mails sync makes them
 
 
 DEMO_USERNAMES = {"demo-ada", "demo-grace", "demo-alan"}

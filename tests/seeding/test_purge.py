@@ -9,7 +9,8 @@ from django.db import connections
 from django.db.models.signals import pre_delete
 
 from dbtools.locks import database_lock
-from profiles.models import Profile
+from profiles.models import Profile, WelcomeMail
+from profiles.receivers import WELCOME_MAIL_RECEIVER
 from seeding.models import SeededUser, SeedRun
 from seeding.purge import seeded_users_purge
 from seeding.runs import run_lock
@@ -114,3 +115,16 @@ def test_a_run_in_progress_is_left_alone():
         thread.join(timeout=30)
     assert users().count() == 30
     assert seeded_users_purge(using="default").users == 30
+
+
+def test_purge_deletes_the_seeded_users_welcome_records_and_counts_them():
+    signup = create_user(0, "signup")  # its record stays
+    seed(40, via="save")
+    seed(30, via="bulk", mute=[WELCOME_MAIL_RECEIVER])
+    seed(20, via="bulk")  # no records: nothing to delete
+    preview = seeded_users_purge(using="default", dry_run=True)
+    assert (preview.users, preview.welcome_mails) == (90, 70)
+    assert WelcomeMail.objects.count() == 71
+    result = seeded_users_purge(using="default", batch_size=25)
+    assert (result.users, result.profiles, result.welcome_mails) == (90, 40, 70)
+    assert list(WelcomeMail.objects.values_list("user_id", flat=True)) == [signup.pk]

@@ -10,8 +10,10 @@ def calls():
     from tests.switches import receivers
 
     receivers.calls.clear()
+    receivers.skipped.clear()
     yield receivers.calls
     receivers.calls.clear()
+    receivers.skipped.clear()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 
-from profiles.models import Profile
+from profiles.models import Profile, WelcomeMail
 from switches.muting import muted
 from switches.names import ReceiverNameError
 from switches.state import muted_names
@@ -26,15 +26,17 @@ class Boom(Exception):
 
 
 @pytest.mark.django_db
-def test_a_mute_belongs_to_one_receiver(mailoutbox, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True), muted(WELCOME):
+def test_a_mute_belongs_to_one_receiver(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, muted(WELCOME):
         user = User.objects.create_user("ada", "ada@example.com")
     assert Profile.objects.filter(user=user).exists()
-    assert mailoutbox == []
-    with django_capture_on_commit_callbacks(execute=True), muted(PROFILE):
+    assert WelcomeMail.objects.get(user=user).status == "suppressed"
+    assert callbacks == []  # no delivery enqueued
+    with django_capture_on_commit_callbacks() as callbacks, muted(PROFILE):
         other = User.objects.create_user("bob", "bob@example.com")
     assert not Profile.objects.filter(user=other).exists()
-    assert [m.to for m in mailoutbox] == [["bob@example.com"]]
+    assert WelcomeMail.objects.get(user=other).status == "pending"
+    assert len(callbacks) == 1  # its delivery, after the commit
 
 
 def test_blocks_nest_and_restore_what_was_muted_before():

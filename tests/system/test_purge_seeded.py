@@ -35,7 +35,7 @@ def test_a_run_another_process_is_seeding_is_left_alone_until_it_ends(manage):
     assert seeding.returncode == 143, err
     assert purge.returncode == 0, purge.stderr
     assert purge.stdout.splitlines() == [
-        "Deleted 30 seeded user(s) and 0 profile(s) from 1 seed run(s).",
+        "Deleted 30 seeded user(s), 0 profile(s) and 0 welcome-mail record(s) from 1 seed run(s).",
         "Left 1 seed run(s) alone that are still in progress; "
         "run purge_seeded again when they have ended.",
     ]
@@ -49,6 +49,7 @@ def test_a_run_another_process_is_seeding_is_left_alone_until_it_ends(manage):
         "runs": 1,
         "users": left,
         "profiles": 0,
+        "welcome_mails": 0,
         "untracked_runs": 0,
         "runs_in_progress": 0,
     }

@@ -17,11 +17,14 @@ from typing import Any
 import pytest
 
 from dbtools.locks import LockHeld, database_lock
+from profiles.models import WelcomeMail
+from profiles.receivers import WELCOME_MAIL_RECEIVER
 from seeding.models import SeededUser, SeedRun
 from seeding.runs import run_lock
 from tests.helpers.commands import unreachable_database_url
 from tests.helpers.processes import completed, spawned, wait_until
 from tests.helpers.seeding import username_values
+from tests.helpers.smtp import refusing_environment
 from tests.helpers.users import users
 
 DEBUG_OFF = {"DEBUG": "0", "SECRET_KEY": "x" * 60}
@@ -169,3 +172,46 @@ def test_welcome_mails_of_a_save_run_go_to_files_and_never_into_the_output(tmp_p
     assert "Subject:" not in result.stdout + result.stderr
     messages = "".join(path.read_text() for path in tmp_path.iterdir())
     assert messages.count("Subject: Welcome!") == 20
+    data = json.loads(result.stdout)
+    assert (data["welcome_records_pending"], data["welcome_records_suppressed"]) == (20, 0)
+    assert (data["welcome_mails_sent"], data["welcome_mails_pending"]) == (20, 0)
+    assert data["mail_destination"] == f"files in {tmp_path}"
+    text = completed("seed_users", "5", "--via", "save", env=mail)
+    assert text.returncode == 0, text.stderr
+    assert (
+        "Welcome mails: 5 record(s) created, 5 pending and 0 suppressed; the run's mails now "
+        f"5 sent, 0 pending, 0 failed; mail goes to files in {tmp_path}"
+    ) in text.stdout
+    assert "still pending" not in text.stdout
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_mail_server_down_a_save_run_exits_0_and_says_the_mails_are_pending():
+    """Users are created and committed; their records stay pending for 'welcome_mails send'."""
+    down = {**DEBUG_OFF, **refusing_environment()}
+    result = completed("seed_users", "30", "--via", "save", "--force", "--format", "json", env=down)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["created"] == 30 and users().count() == 30
+    assert (data["welcome_records_pending"], data["welcome_mails_pending"]) == (30, 30)
+    assert data["welcome_mails_sent"] == 0
+    assert data["mail_destination"].startswith("SMTP 127.0.0.1:")
+    assert WelcomeMail.objects.exclude(status="sent").count() == 30
+    text = completed("seed_users", "10", "--via", "save", "--force", env=down)
+    assert text.returncode == 0, text.stderr
+    assert "10 of this run's welcome mail(s) are still pending" in text.stdout
+    assert "'manage.py welcome_mails send' delivers them" in text.stdout
+    assert "Traceback" not in text.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_muted_bulk_run_writes_suppressed_records_and_a_plain_one_none(manage):
+    muted = manage("seed_users", "40", "--mute", WELCOME_MAIL_RECEIVER, "--format", "json")
+    assert muted.returncode == 0, muted.stderr
+    assert json.loads(muted.stdout)["welcome_records_suppressed"] == 40
+    plain = manage("seed_users", "25")
+    assert plain.returncode == 0, plain.stderr
+    assert "'manage.py welcome_mails sync'" in plain.stdout
+    assert (
+        WelcomeMail.objects.filter(status="suppressed").count() == WelcomeMail.objects.count() == 40
+    )

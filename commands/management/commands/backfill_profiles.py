@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import click
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.exitcodes import ExitCode
-from commands.options import batch_size_option, finite, format_option
-from commands.options.backfill import parse_shard
+from commands.options.backfill import backfill_options
 from commands.progress import progress
 from commands.reports.backfill import interrupted, lacking, lock_held, write_count, write_run
 from dbtools.locks import LockHeld
@@ -17,65 +15,9 @@ from profiles.backfill import backfill_lock, default_batch_size, profiles_backfi
 from profiles.selectors import users_without_profile
 from profiles.sharding import Shard
 
-# The largest integer every backend binds (SQLite's and PostgreSQL's bigint).
-MAX_BOUND = 2**63 - 1
-
 
 @django_command(name="backfill_profiles", database=True)
-@batch_size_option(
-    default=None,
-    help="Users per batch; each batch is one statement in one short transaction. "
-    "Default: 100000 on SQLite (one writer, cheap commits), 10000 elsewhere.",
-)
-@click.option(
-    "--limit",
-    type=click.IntRange(min=1, max=MAX_BOUND),
-    default=None,
-    help="Stop after creating this many profiles.",
-)
-@click.option("--dry-run", is_flag=True, help="Count the profiles that would be created.")
-@click.option(
-    "--check",
-    is_flag=True,
-    help="Create nothing; exit 1 if any user (of the shard, with --shard) lacks a profile, "
-    "else 0 (for monitoring).",
-)
-@click.option(
-    "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    callback=finite,
-    help="Stop after the batch in flight once this many seconds have passed; the next run resumes.",
-)
-@click.option(
-    "--shard",
-    metavar="K/N",
-    callback=parse_shard,
-    help="Work on shard K of N (users with pk % N == K-1; integer pks only), under its own "
-    "lock, so N processes share one backfill.",
-)
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="SECONDS",
-    callback=finite,
-    help="Wait this long for another run's lock instead of exiting 75 at once.",
-)
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1, max=16),
-    default=2,
-    show_default=True,
-    help="Batches to run at once, each on its own database connection: the work is the "
-    "database server's, so two keep two of its cores busy; --jobs 1 is the gentlest. "
-    "SQLite has one writer and always runs one; so does --limit, to stop at exactly N.",
-)
-@click.option(
-    "--no-lock", is_flag=True, help="Run without the lock (correctness never depends on it)."
-)
-@format_option(help="json: one object with the figures.")
+@backfill_options(rows="profiles", a_row="a profile", run="backfill")
 def command(
     cmd: ClickCommand,
     *,

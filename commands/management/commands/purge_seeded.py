@@ -1,4 +1,4 @@
-"""manage.py purge_seeded: delete the users seed_users created, with their profiles."""
+"""manage.py purge_seeded: delete the users seed_users created, with their profiles and mails."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from seeding.purge import seeded_users_purge
 def command(
     cmd: ClickCommand, *, no_input: bool, dry_run: bool, output_format: str, database: str
 ) -> None:
-    """Delete every user created by seed_users, with their profiles.
+    """Delete every user created by seed_users, with their profiles and welcome-mail records.
 
     Only the users each seed run recorded as its own when it created them are
     deleted; a user seed_users did not create is never touched, whatever its
@@ -44,8 +44,9 @@ def _confirm(database: str) -> None:
         )
     preview = seeded_users_purge(using=database, dry_run=True)
     answer = input(
-        f"This deletes {preview.users} seeded user(s) and {preview.profiles} profile(s) "
-        f"from database {database!r}.\nType 'yes' to continue, or 'no' to cancel: "
+        f"This deletes {preview.users} seeded user(s), {preview.profiles} profile(s) and "
+        f"{preview.welcome_mails} welcome-mail record(s) from database {database!r}.\n"
+        "Type 'yes' to continue, or 'no' to cancel: "
     )
     if answer != "yes":
         raise CommandError("Purge cancelled.", returncode=ExitCode.FAILED)

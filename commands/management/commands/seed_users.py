@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -20,7 +19,6 @@ from commands.progress import progress
 from commands.reports.seeding import interrupted, seed_report
 from dbtools.stopping import stop_on_signals
 from seeding.services import Via, users_seed
-from switches.muting import muted
 
 
 @django_command(name="seed_users", database=True)
@@ -73,7 +71,9 @@ from switches.muting import muted
     callback=resolve_mute_names,
     metavar="RECEIVER",
     help="Switch this receiver off for this run only, in this process (repeatable), e.g. "
-    "--mute profiles.receivers.send_welcome_email. 'manage.py receivers list' names them.",
+    "--mute profiles.receivers.send_welcome_email: the run's users get suppressed "
+    "welcome-mail records (also --via bulk), never a mail. "
+    "'manage.py receivers list' names them.",
 )
 @click.option(
     "--field",
@@ -118,8 +118,10 @@ def command(
     """Create COUNT fake users, to show which path fires post_save.
 
     Through save() every user fires post_save, so the profile receiver gives
-    each one a profile. Through the bulk insert no signal fires and the users
-    are left without profiles; 'manage.py backfill_profiles' creates them.
+    each one a profile and the welcome receiver a welcome-mail record, whose
+    mail is sent after each batch commits. Through the bulk insert no signal
+    fires and the users are left without either; 'manage.py backfill_profiles'
+    and 'manage.py welcome_mails sync' create them.
 
     Seeded users are named "seed<run>-<n>.<first>.<last>" (an address at
     example.com/.org/.net where the username field is an e-mail field), are
@@ -127,11 +129,7 @@ def command(
     field that is required and has no default needs --field NAME=VALUE or the
     SEED_USERS_FIELD_VALUES setting.
     """
-    with (
-        progress(cmd, label="Seeding users") as advance,
-        stop_on_signals() as stop,
-        muted(*mute) if mute else nullcontext(),
-    ):
+    with progress(cmd, label="Seeding users") as advance, stop_on_signals() as stop:
         result = users_seed(
             count=count,
             via=via,
@@ -144,6 +142,7 @@ def command(
             field_values=field_values,
             on_batch=advance,
             stop=stop,
+            mute=mute,
         )
     seed_report(cmd, result, output_format=output_format, database=database)
     if result.stop_signal is not None:

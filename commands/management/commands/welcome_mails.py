@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
-from commands.clickbridge import django_group
+from datetime import datetime, timedelta
+
+import click
+from django.core.management.base import CommandError
+
+from commands.clickbridge import ClickCommand, django_group, subcommand
+from commands.durations import EXAMPLES, duration_callback
+from commands.exitcodes import ExitCode
+from commands.options import batch_size_option, finite, format_option
+from commands.options.backfill import backfill_options, datetime_callback
+from commands.progress import progress
+from commands.reports import welcome_delivery as delivery_report
+from commands.reports import welcome_sync as sync_report
+from commands.reports.welcome_status import check_problem, write_status
+from dbtools.locks import LockHeld
+from dbtools.stopping import stop_on_signals
+from profiles.backfill import default_batch_size
+from profiles.sharding import Shard
+from profiles.welcome.delivery import send_lock, welcome_mails_retry, welcome_mails_send
+from profiles.welcome.message import mail_destination
+from profiles.welcome.selectors import welcome_mail_counts
+from profiles.welcome.sync import (
+    sync_lock,
+    sync_preview,
+    welcome_mails_suppress,
+    welcome_mails_sync,
+)
 
 group = django_group(
     "welcome_mails",
@@ -18,9 +44,260 @@ group = django_group(
 
 # --- status (counts per state; --check for monitoring) ---
 
+STATUS_MAX_AGE = duration_callback(longest=timedelta(days=365))
+
+
+@subcommand(group, name="status", database=True)
+@format_option(help="Output format; json is one object on one line.")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit 1, with one line saying why, when a pending record is older than "
+    "--max-age or a record has failed; for monitoring (silent at -v 0 when all is well).",
+)
+@click.option(
+    "--max-age",
+    "max_age",
+    metavar="DURATION",
+    default="1h",
+    show_default=True,
+    callback=STATUS_MAX_AGE,
+    help=f"With --check: the longest a record may stay pending ({EXAMPLES}).",
+)
+def status(
+    cmd: ClickCommand, *, database: str, output_format: str, check: bool, max_age: timedelta
+) -> None:
+    """Count the welcome-mail records per state, and the users without one.
+
+    Also how long the oldest pending record (pending, or leased to a sender)
+    has waited. Users without a record were made by bulk inserts, raw SQL,
+    COPY or loaddata: 'sync' creates their records.
+    """
+    counts = welcome_mail_counts(using=database)
+    write_status(
+        cmd,
+        counts,
+        database=database,
+        output_format=output_format,
+        max_age=max_age if check else None,
+    )
+    problem = check_problem(counts, max_age=max_age) if check else None
+    if problem is not None:
+        raise CommandError(problem, returncode=ExitCode.FAILED)
+
+
 # --- sync (the set-based reconcile) and suppress (a range, explicitly) ---
 
+
+@subcommand(group, name="sync", database=True)
+@backfill_options(
+    rows="welcome-mail records",
+    a_row="a welcome-mail record",
+    run="sync",
+    statements="one statement (two with a cutoff)",
+)
+@click.option(
+    "--joined-since",
+    metavar="DATE",
+    callback=datetime_callback,
+    help="The rollout cutoff of this run, instead of WELCOME_MAIL_SINCE: users who joined "
+    "before it get a suppressed record. An ISO date or date-time; without an offset, UTC.",
+)
+def sync_(
+    cmd: ClickCommand,
+    *,
+    batch_size: int | None,
+    limit: int | None,
+    dry_run: bool,
+    check: bool,
+    max_seconds: float | None,
+    shard: Shard,
+    wait: float,
+    jobs: int,
+    no_lock: bool,
+    output_format: str,
+    joined_since: datetime | None,
+    database: str,
+) -> None:
+    """Create a welcome-mail record for every user that has none.
+
+    Users made by bulk_create, raw SQL or COPY have no record. This walks the
+    user table as backfill_profiles does (batches in primary-key order, one
+    set-based insert per batch, the same lock, --shard and --jobs): pending
+    records for users who joined at or after the cutoff (--joined-since, else
+    WELCOME_MAIL_SINCE), suppressed ones for the others, so a first run never
+    mails the historic users. It creates records only and sends nothing:
+    'welcome_mails send' (or a task worker) delivers the pending ones.
+    """
+    if check or dry_run:
+        preview = sync_preview(using=database, shard=shard, joined_since=joined_since)
+        sync_report.write_sync_count(
+            cmd, preview, limit=limit, check=check, output_format=output_format
+        )
+        if check and preview.missing.in_shard:
+            raise CommandError(sync_report.lacking(preview), returncode=ExitCode.FAILED)
+        return
+    lock = sync_lock(using=database, shard=shard, wait=wait, enabled=not no_lock)
+    try:
+        with lock, stop_on_signals() as stop, progress(cmd, label="Syncing") as advance:
+            result = welcome_mails_sync(
+                using=database,
+                batch_size=batch_size or default_batch_size(using=database),
+                shard=shard,
+                limit=limit,
+                max_seconds=max_seconds,
+                stop=stop,
+                on_batch=advance,
+                jobs=jobs,
+                joined_since=joined_since,
+            )
+    except LockHeld:
+        raise CommandError(
+            sync_report.lock_held(database, shard), returncode=ExitCode.TEMPFAIL
+        ) from None
+    sync_report.write_sync(cmd, result, shard=shard, output_format=output_format)
+    if result.stop_signal is not None:
+        raise sync_report.interrupted(result)
+
+
+@subcommand(group, name="suppress", database=True)
+@click.option(
+    "--joined-between",
+    nargs=2,
+    required=True,
+    metavar="FROM TO",
+    callback=datetime_callback,
+    help="The users who joined at or after FROM and before TO (ISO dates or date-times; "
+    "without an offset, UTC).",
+)
+@click.option(
+    "--reason",
+    required=True,
+    help="Why they get no welcome mail, kept with each record (e.g. 'imported from the old shop').",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would change; write nothing.")
+@format_option(help="json: one object with the figures.")
+def suppress_(
+    cmd: ClickCommand,
+    *,
+    joined_between: tuple[datetime, datetime],
+    reason: str,
+    dry_run: bool,
+    output_format: str,
+    database: str,
+) -> None:
+    """Suppress the welcome mail of every user who joined in a range.
+
+    Users of the range without a record get a suppressed one; pending and
+    failed records become suppressed, with --reason. A mail already sent, or
+    being sent by a sender now, is left alone (and counted). One transaction:
+    the whole range or nothing. Nothing is mailed.
+    """
+    joined_from, joined_to = joined_between
+    result = welcome_mails_suppress(
+        using=database,
+        joined_from=joined_from,
+        joined_to=joined_to,
+        reason=reason,
+        dry_run=dry_run,
+    )
+    sync_report.write_suppress(cmd, result, output_format=output_format)
+
+
 # --- send (deliver pending records) and retry (failed records back to pending) ---
+
+
+@subcommand(group, name="send", database=True)
+@batch_size_option(
+    default=100,
+    help="Records per batch: one claim (a short transaction) and one mail connection each.",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Stop after handling this many records.",
+)
+@click.option(
+    "--max-seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    callback=finite,
+    help="Stop after the batch in flight once this many seconds have passed; the next run "
+    "sends the rest.",
+)
+@click.option(
+    "--wait",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    metavar="SECONDS",
+    callback=finite,
+    help="Wait this long for another run's lock instead of exiting 75 at once.",
+)
+@click.option(
+    "--no-lock",
+    is_flag=True,
+    help="Run without the lock (correctness never depends on it: each record is leased).",
+)
+@format_option(help="json: one object with the figures.")
+def send_(
+    cmd: ClickCommand,
+    *,
+    batch_size: int,
+    limit: int | None,
+    max_seconds: float | None,
+    wait: float,
+    no_lock: bool,
+    output_format: str,
+    database: str,
+) -> None:
+    """Send the welcome mails that are due, in batches.
+
+    Each batch leases its records (pending ones, and those a killed sender left
+    leased once the lease ran out), sends them over one mail connection and
+    marks each one sent as the server accepts it. A temporary error retries
+    the record after a backoff, up to WELCOME_MAIL_MAX_ATTEMPTS, then it is
+    failed, as it is at once on a permanent error ('retry' revives it); a
+    failed record does not fail the run ('status --check' reports it). An
+    unreachable mail server stops the run with exit 75, its records pending.
+    Safe from cron: one run per database holds a lock; another exits 75.
+    """
+    lock = send_lock(using=database, wait=wait, enabled=not no_lock)
+    try:
+        with lock, stop_on_signals() as stop, progress(cmd, label="Sending") as advance:
+            result = welcome_mails_send(
+                using=database,
+                batch_size=batch_size,
+                limit=limit,
+                max_seconds=max_seconds,
+                stop=stop,
+                on_batch=advance,
+            )
+    except LockHeld:
+        raise CommandError(
+            delivery_report.lock_held(database), returncode=ExitCode.TEMPFAIL
+        ) from None
+    delivery_report.write_send(
+        cmd, result, destination=mail_destination(), output_format=output_format
+    )
+    if result.unreachable is not None:
+        raise delivery_report.unreachable(result)
+    if result.stop_signal is not None:
+        raise delivery_report.interrupted(result)
+
+
+@subcommand(group, name="retry", database=True)
+@format_option(help="json: one object with the figures.")
+def retry_(cmd: ClickCommand, *, output_format: str, database: str) -> None:
+    """Put every failed welcome mail back to pending, due now, its attempts reset.
+
+    Fix the cause first (the reason 'status' shows); the next 'send' run, or a
+    worker, sends them.
+    """
+    delivery_report.write_retry(
+        cmd, welcome_mails_retry(using=database), output_format=output_format
+    )
 
 
 Command = group.django_command_class

@@ -1,0 +1,481 @@
+"""Delivery: claim due welcome-mail records under a lease, send them over one mail
+connection per batch, and mark each one the moment the server accepts it.
+
+The way to a mail::
+
+    welcome_mails_send -> claim (one short transaction: the lease)
+      -> deliver (one mail connection) -> _Marks.update (one fenced UPDATE per mail)
+
+At least once, never twice in the normal case. The lease is the truth, not a
+lock or a queue: a claimed record is ``sending`` until ``due_at``, and every
+later write to it is fenced on that lease (status ``sending``, the claim's
+``due_at`` and ``attempts``), so a sender whose lease ran out and was claimed
+again changes nothing. A sender killed mid-batch leaves its records leased; once
+the lease runs out the next sender claims them again, so a mail goes out twice
+only if it was accepted and its mark not yet committed: the one in flight. The
+Message-ID is the user's own (:func:`profiles.welcome.message.message_id`), so
+such a duplicate is visible downstream.
+
+A commit per mail is the price of that one-message window. On PostgreSQL the
+mark's transaction does not wait for its WAL flush (``synchronous_commit = off``,
+for that transaction only): a server crash may lose the last marks of the
+moment, whose mails then go out again after the lease, the same bounded
+duplicate a killed sender makes; it never loses a mail.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail.backends.base import BaseEmailBackend
+from django.db import connections, transaction
+from django.db.models import F, Field, QuerySet
+from django.utils import timezone
+
+from dbtools.errors import first_line
+from dbtools.locks import database_lock
+from dbtools.stopping import StopReason, StopRequest
+from profiles.models import WelcomeMail
+from profiles.welcome.message import mail_connection, message_id, recipient, welcome_message
+
+Status = WelcomeMail.Status
+
+NO_ADDRESS = "the user has no e-mail address"
+
+# What a send error means for the record: give up on it, try it again later, or
+# (the server cannot be reached at all) give every record of the batch back.
+Verdict = Literal["permanent", "transient"]
+
+
+@dataclass(frozen=True)
+class SendResult:
+    sent: int
+    failed: int  # a permanent error, or a transient one at WELCOME_MAIL_MAX_ATTEMPTS
+    deferred: int  # a transient error: pending again, due after the backoff
+    suppressed: int  # the user has no address
+    batches: int
+    seconds: float
+    stopped: StopReason | None
+    stop_signal: int | None = None
+    # Why the mail server could not be reached (one line): the run stopped there
+    # and gave its unsent records back, pending and due now, attempts unspent.
+    unreachable: str | None = None
+    released: int = 0  # records given back unsent (unreachable, or a stop mid-batch)
+    pending: int | None = None  # records pending when an unreachable server stopped the run
+
+    @property
+    def mails_per_second(self) -> float:
+        return self.sent / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A record leased to this sender: the lease (``due_at``, ``attempts``) fences every write."""
+
+    pk: Any
+    user_pk: Any
+    attempts: int  # after the claim's increment
+    lease: datetime  # the record's due_at while it is ours
+
+
+def welcome_mails_send(
+    *,
+    using: str,
+    batch_size: int = 100,
+    limit: int | None = None,
+    max_seconds: float | None = None,
+    stop: StopRequest | None = None,
+    users: Iterable[Any] | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> SendResult:
+    """Send the due welcome mails, ``batch_size`` records per claim and mail connection.
+
+    Due: pending records whose ``due_at`` has come, and sending ones whose lease
+    ran out (their sender died). ``users``: only these users' records. Stops
+    once nothing is due, after ``limit`` records, at the first batch boundary
+    after ``max_seconds``, when ``stop`` is asked for (between two mails: the rest
+    of the batch is given back), or when the mail server cannot be reached.
+    ``on_batch(done, total)`` gets the records handled so far against those due
+    at the start.
+    """
+    started = time.perf_counter()
+    stop = stop or StopRequest()
+    user_pks = None if users is None else [str(pk) for pk in users]
+    total = _due_count(using=using, users=user_pks) if on_batch is not None else 0
+    outcomes: list[BatchOutcome] = []
+    stopped: StopReason | None = None
+    while True:
+        handled = sum(outcome.handled for outcome in outcomes)
+        if stop():
+            stopped = "signal"
+            break
+        if limit is not None and handled >= limit:
+            stopped = "limit"
+            break
+        if max_seconds is not None and time.perf_counter() - started >= max_seconds:
+            stopped = "max_seconds"
+            break
+        size = batch_size if limit is None else min(batch_size, limit - handled)
+        claimed = claim(using=using, batch_size=size, users=user_pks)
+        if not claimed:
+            break
+        outcome = deliver(using=using, claimed=claimed, stop=stop)
+        outcomes.append(outcome)
+        if outcome.unreachable is not None:
+            break
+        if outcome.stopped:
+            stopped = "signal"
+            break
+        if on_batch is not None:
+            on_batch(handled + outcome.handled, max(total, handled + outcome.handled))
+    unreachable = outcomes[-1].unreachable if outcomes else None
+    return SendResult(
+        sent=sum(o.sent for o in outcomes),
+        failed=sum(o.failed for o in outcomes),
+        deferred=sum(o.deferred for o in outcomes),
+        suppressed=sum(o.suppressed for o in outcomes),
+        batches=len(outcomes),
+        seconds=time.perf_counter() - started,
+        stopped=stopped,
+        stop_signal=stop.signum if stopped == "signal" else None,
+        unreachable=unreachable,
+        released=sum(o.released for o in outcomes),
+        pending=_pending_count(using=using) if unreachable is not None else None,
+    )
+
+
+def welcome_mails_retry(*, using: str, users: Iterable[Any] | None = None) -> int:
+    """Failed records back to pending, due now, with their attempts and reason cleared."""
+    failed = WelcomeMail.objects.using(using).filter(status=Status.FAILED)
+    if users is not None:
+        failed = failed.filter(user_id__in=[str(pk) for pk in users])
+    return failed.update(status=Status.PENDING, due_at=timezone.now(), attempts=0, reason="")
+
+
+def send_lock(*, using: str, wait: float = 0, enabled: bool = True) -> AbstractContextManager[None]:
+    """The run lock of ``welcome_mails send`` from cron: one run per database at a time,
+    so two overlapping cron runs do not both open mail connections. Correctness never
+    depends on it (the lease does). Taken on ``settings.BACKFILL_LOCK_DATABASE`` when
+    that is set (a direct connection where a pooler would not hold it), else on ``using``."""
+    if not enabled:
+        return nullcontext()
+    alias = settings.BACKFILL_LOCK_DATABASE or using
+    return database_lock("welcome_mails_send", using=alias, wait=wait)
+
+
+# -- the claim --
+
+
+def claim(*, using: str, batch_size: int, users: Sequence[str] | None = None) -> list[Claimed]:
+    """Lease up to ``batch_size`` due records to this sender, in one short transaction.
+
+    Expired leases first, then pending records, oldest ``due_at`` first: two
+    queries that each read the (status, due_at) index in order and stop at the
+    limit, where one ``status IN (...)`` would sort every due row. PostgreSQL and
+    MariaDB >= 10.6 skip rows another sender is claiming (``SKIP LOCKED``); a
+    backend without it waits for that sender instead. SQLite (one writer) claims
+    with one ``UPDATE ... RETURNING`` statement per status, which holds the
+    write lock from its first read to its last write.
+    """
+    connection = connections[using]
+    now = timezone.now()
+    lease = now + timedelta(seconds=settings.WELCOME_MAIL_LEASE_SECONDS)
+    rows: list[tuple[Any, Any, int]] = []
+    if connection.vendor == "sqlite" and connection.features.can_return_columns_from_insert:
+        with transaction.atomic(using=using):
+            for status in (Status.SENDING, Status.PENDING):
+                if len(rows) < batch_size:
+                    due = _due(using, status, now, users)[: batch_size - len(rows)]
+                    rows += _update_returning(using, due, lease)
+        return [Claimed(pk, user_pk, attempts, lease) for pk, user_pk, attempts in rows]
+    skip_locked = connection.features.has_select_for_update_skip_locked
+    with transaction.atomic(using=using):
+        for status in (Status.SENDING, Status.PENDING):
+            if len(rows) < batch_size:
+                due = _due(using, status, now, users).select_for_update(skip_locked=skip_locked)
+                rows += list(due.values_list("pk", "user_id", "attempts")[: batch_size - len(rows)])
+        if rows:
+            WelcomeMail.objects.using(using).filter(pk__in=[row[0] for row in rows]).update(
+                status=Status.SENDING, due_at=lease, attempts=F("attempts") + 1
+            )
+    return [Claimed(pk, user_pk, attempts + 1, lease) for pk, user_pk, attempts in rows]
+
+
+def _due(
+    using: str, status: str, now: datetime, users: Sequence[str] | None
+) -> QuerySet[WelcomeMail]:
+    due = WelcomeMail.objects.using(using).filter(status=status, due_at__lte=now)
+    if users is not None:
+        due = due.filter(user_id__in=users)
+    return due.order_by("due_at")
+
+
+def _update_returning(
+    using: str, due: QuerySet[WelcomeMail], lease: datetime
+) -> list[tuple[Any, Any, int]]:
+    """SQLite: lease the rows of ``due`` in one statement, returning what it leased."""
+    connection = connections[using]
+    subquery, params = due.values("pk").query.get_compiler(using=using).as_sql()
+    table = connection.ops.quote_name(WelcomeMail._meta.db_table)
+    pk, user, status, due_at, attempts = (
+        _column(using, name) for name in ("id", "user", "status", "due_at", "attempts")
+    )
+    sql = (
+        f"UPDATE {table} SET {status} = %s, {due_at} = %s, {attempts} = {attempts} + 1 "
+        f"WHERE {pk} IN ({subquery}) RETURNING {pk}, {user}, {attempts}"
+    )
+    lease_value = connection.ops.adapt_datetimefield_value(lease)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Status.SENDING, lease_value, *params])
+        rows = cursor.fetchall()
+    # Raw rows carry the database's representation (a UUID pk as its hex on SQLite).
+    pk_field, user_field = WelcomeMail._meta.pk, WelcomeMail._meta.get_field("user")
+    assert pk_field is not None and isinstance(user_field, Field)
+    return [(pk_field.to_python(a), user_field.to_python(b), int(n)) for a, b, n in rows]
+
+
+def _column(using: str, name: str) -> str:
+    field = WelcomeMail._meta.get_field(name)
+    assert isinstance(field, Field) and field.column
+    return connections[using].ops.quote_name(field.column)
+
+
+def _due_count(*, using: str, users: Sequence[str] | None) -> int:
+    now = timezone.now()
+    return sum(_due(using, s, now, users).count() for s in (Status.SENDING, Status.PENDING))
+
+
+def _pending_count(*, using: str) -> int:
+    return WelcomeMail.objects.using(using).filter(status=Status.PENDING).count()
+
+
+# -- one batch: one mail connection, a fenced mark per mail --
+
+
+@dataclass(frozen=True)
+class BatchOutcome:
+    """What became of one claim's records."""
+
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    suppressed: int = 0
+    released: int = 0
+    unreachable: str | None = None
+    stopped: bool = False  # a stop was asked for between two mails
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.failed + self.deferred + self.suppressed
+
+
+def deliver(*, using: str, claimed: list[Claimed], stop: StopRequest | None = None) -> BatchOutcome:
+    """Send the claimed records over one mail connection, marking each as it goes.
+
+    A record whose lease is no longer ours (it ran out and another sender took
+    it) is sent but not marked: counted nowhere. The server unreachable (at the
+    start, or on reopening after an error), or a stop between two mails: the
+    unsent rest is given back, pending and due now.
+    """
+    batch = _Batch(using=using, claimed=claimed, stop=stop or StopRequest())
+    batch.run()
+    return BatchOutcome(**batch.counts, unreachable=batch.unreachable, stopped=batch.stopped)
+
+
+class _Batch:
+    """The claimed records of one batch, sent over one mail connection."""
+
+    def __init__(self, *, using: str, claimed: list[Claimed], stop: StopRequest) -> None:
+        self.using, self.claimed, self.stop = using, claimed, stop
+        self.counts: dict[str, int] = dict.fromkeys(
+            ("sent", "failed", "deferred", "suppressed", "released"), 0
+        )
+        self.unreachable: str | None = None
+        self.stopped = False
+        self._marks = _Marks(using)
+
+    def run(self) -> None:
+        users = (
+            get_user_model()
+            ._base_manager.using(self.using)
+            .in_bulk([record.user_pk for record in self.claimed])
+        )
+        mailer = mail_connection()
+        try:
+            if not self._open(mailer, self.claimed):
+                return
+            for index, record in enumerate(self.claimed):
+                if self.stop():
+                    self.stopped = True
+                    self._release(self.claimed[index:], reason=None)
+                    return
+                user = users.get(record.user_pk)
+                if user is None:  # deleted since the claim, and its record with it
+                    continue
+                if not recipient(user):
+                    self._finish(record, "suppressed", status=Status.SUPPRESSED, reason=NO_ADDRESS)
+                    continue
+                if not self._send(mailer, record, user) and not self._open(
+                    mailer, self.claimed[index + 1 :], reopen=True
+                ):
+                    return
+        finally:
+            mailer.close()
+
+    def _open(self, mailer: BaseEmailBackend, rest: list[Claimed], *, reopen: bool = False) -> bool:
+        """Open (or, after a transient error, reopen) the connection; False, with ``rest``
+        given back and ``unreachable`` set, when the server cannot be reached."""
+        try:
+            if reopen:
+                mailer.close()
+            mailer.open()
+        except (OSError, smtplib.SMTPException) as exc:
+            self.unreachable = f"{_destination(mailer)}: {first_line(exc)}"
+            self._release(rest, reason=f"mail server unreachable ({self.unreachable})")
+            return False
+        return True
+
+    def _send(self, mailer: BaseEmailBackend, record: Claimed, user: Any) -> bool:
+        """Send one mail and mark it; False after a transient error (the connection may
+        be gone: the caller reopens it)."""
+        identifier = message_id(user.pk)
+        try:
+            accepted = mailer.send_messages([welcome_message(user)])
+        except (OSError, smtplib.SMTPException) as exc:
+            verdict, reason = classify(exc)
+        else:
+            if accepted:
+                self._finish(
+                    record,
+                    "sent",
+                    status=Status.SENT,
+                    sent_at=timezone.now(),
+                    message_id=identifier,
+                    reason="",
+                )
+                return True
+            verdict, reason = "transient", "the mail backend sent nothing"
+        if verdict == "permanent" or record.attempts >= settings.WELCOME_MAIL_MAX_ATTEMPTS:
+            self._finish(record, "failed", status=Status.FAILED, reason=reason)
+            return verdict == "permanent"
+        backoff = settings.WELCOME_MAIL_RETRY_BACKOFF_SECONDS * 2 ** (record.attempts - 1)
+        self._finish(
+            record,
+            "deferred",
+            status=Status.PENDING,
+            due_at=timezone.now() + timedelta(seconds=backoff),
+            reason=reason,
+        )
+        return False
+
+    def _finish(self, record: Claimed, outcome: str, **values: Any) -> None:
+        if self._marks.update([record], **values):
+            self.counts[outcome] += 1
+
+    def _release(self, records: list[Claimed], *, reason: str | None) -> None:
+        """Give ``records`` back unsent: pending, due now, the claim's attempt not spent."""
+        values: dict[str, Any] = {"status": Status.PENDING, "due_at": timezone.now()}
+        if reason is not None:
+            values["reason"] = reason
+        self.counts["released"] += self._marks.update(records, unspend=True, **values)
+
+
+class _Marks:
+    """Fenced writes to leased records: each changes a record only while the lease is ours
+    (status sending, the claim's ``due_at`` and the record's own ``attempts``).
+
+    Plain SQL, not a queryset's update(): this is the statement run once per mail,
+    and building a queryset for it cost about as much as the database's work.
+    """
+
+    def __init__(self, using: str) -> None:
+        self.using = using
+        self._connection = connections[using]
+        self._fields = {f.name: f for f in WelcomeMail._meta.concrete_fields}
+        self._table = self._connection.ops.quote_name(WelcomeMail._meta.db_table)
+
+    def update(self, records: list[Claimed], *, unspend: bool = False, **values: Any) -> int:
+        """Set ``values`` (and, ``unspend``, give back the claim's attempt) on those of
+        ``records`` that are still ours; the number changed."""
+        if not records:
+            return 0
+        # One claim has one lease; its records may differ in attempts (a re-claimed
+        # one has more): fence on each one's own, one statement per attempt count.
+        by_attempts: dict[int, list[Any]] = {}
+        for record in records:
+            by_attempts.setdefault(record.attempts, []).append(record.pk)
+        qn = self._column
+        assignments = [f"{qn(name)} = %s" for name in values]
+        if unspend:
+            assignments.append(f"{qn('attempts')} = {qn('attempts')} - 1")
+        params = [self._value(name, value) for name, value in values.items()]
+        lease = self._value("due_at", records[0].lease)
+        changed = 0
+        with self._transaction(statements=len(by_attempts)), self._connection.cursor() as cursor:
+            for attempts, pks in by_attempts.items():
+                cursor.execute(
+                    f"UPDATE {self._table} SET {', '.join(assignments)} "
+                    f"WHERE {qn('id')} IN ({', '.join(['%s'] * len(pks))}) "
+                    f"AND {qn('status')} = %s AND {qn('due_at')} = %s AND {qn('attempts')} = %s",
+                    [*params, *pks, Status.SENDING.value, lease, attempts],
+                )
+                changed += cursor.rowcount
+        return changed
+
+    def _column(self, name: str) -> str:
+        column = self._fields[name].column
+        assert column is not None  # every concrete field has one
+        return self._connection.ops.quote_name(column)
+
+    def _value(self, name: str, value: Any) -> Any:
+        return self._fields[name].get_db_prep_save(value, self._connection)
+
+    @contextmanager
+    def _transaction(self, *, statements: int) -> Iterator[None]:
+        """No transaction for one statement (autocommit), except on PostgreSQL, where
+        one lets the commit skip waiting for the WAL flush (SET LOCAL)."""
+        postgresql = self._connection.vendor == "postgresql"
+        if not postgresql and statements == 1:
+            yield
+            return
+        with transaction.atomic(using=self.using):
+            if postgresql:
+                with self._connection.cursor() as cursor:
+                    cursor.execute("SELECT set_config('synchronous_commit', 'off', true)")
+            yield
+
+
+def classify(exc: BaseException) -> tuple[Verdict, str]:
+    """Whether a send error is the record's for good (5xx, every recipient refused for
+    good) or for now (4xx, a lost connection), and the error as one line."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        refusals = "; ".join(
+            f"{code} {_text(message)}" for code, message in exc.recipients.values()
+        )
+        verdict: Verdict = "permanent" if codes and min(codes) >= 500 else "transient"
+        return verdict, f"recipient refused: {refusals}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        verdict = "permanent" if exc.smtp_code >= 500 else "transient"
+        return verdict, f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, smtplib.SMTPServerDisconnected | OSError):
+        return "transient", f"connection lost: {first_line(exc)}"
+    return "permanent", first_line(exc)
+
+
+def _text(message: bytes | str) -> str:
+    text = message.decode(errors="replace") if isinstance(message, bytes) else message
+    return " ".join(text.split())
+
+
+def _destination(mailer: BaseEmailBackend) -> str:
+    host = getattr(mailer, "host", None)
+    return f"SMTP {host}:{getattr(mailer, 'port', 25)}" if host else type(mailer).__name__

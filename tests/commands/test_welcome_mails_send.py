@@ -1,0 +1,193 @@
+"""welcome_mails send and retry in-process (call_command): exit codes, the summary, JSON,
+and no mail body, address or server reply in the output.
+
+Real processes (cron's view: the lock, signals, kills, workers) are in
+tests/system/test_welcome_delivery.py.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import connections
+
+from dbtools.locks import database_lock
+from profiles.models import WelcomeMail
+from profiles.welcome.records import pending_values
+from tests.helpers.commands import run_command
+from tests.helpers.smtp import refusing_settings, smtp_sink
+from tests.helpers.users import bulk_users
+
+pytestmark = pytest.mark.django_db
+
+Status = WelcomeMail.Status
+
+
+@pytest.fixture
+def sink():
+    with smtp_sink() as server, server.settings():
+        yield server
+
+
+def pending(count: int) -> list[Any]:
+    made = bulk_users(count)
+    WelcomeMail.objects.bulk_create([WelcomeMail(user_id=u.pk, **pending_values()) for u in made])
+    return made
+
+
+def assert_no_mail_in(text: str, made: list[Any]) -> None:
+    for user in made:
+        assert user.get_username() not in text
+        assert getattr(user, user.get_email_field_name()) not in text
+    assert "your account is ready" not in text
+    assert "Welcome!" not in text
+
+
+@pytest.mark.any_user_model
+def test_send_says_how_many_it_sent_and_where(sink):
+    made = pending(3)
+    out, err, code = run_command("welcome_mails", "send", "--batch-size", "2")
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(
+        f"Sent 3 welcome mail(s) to SMTP 127.0.0.1:{sink.port} in 2 batch(es), "
+    )
+    assert sink.count() == 3
+    assert_no_mail_in(out + err, made)
+
+
+def test_send_with_nothing_due_exits_0(sink):
+    out, err, code = run_command("welcome_mails", "send")
+    assert (out, err, code) == ("Nothing to send: no welcome mail is due.\n", "", 0)
+
+
+def test_send_at_verbosity_0_prints_nothing(sink):
+    pending(2)
+    assert run_command("welcome_mails", "send", "-v", "0") == ("", "", 0)
+    assert sink.count() == 2
+
+
+def test_send_json_has_the_figures_and_no_mail(sink):
+    made = pending(3)
+    sink.refuse_recipient(getattr(made[0], made[0].get_email_field_name()))
+    sink.reply_after_data(getattr(made[1], made[1].get_email_field_name()), "451 4.3.0 busy")
+    out, err, code = run_command("welcome_mails", "send", "--format", "json")
+    assert (code, err) == (0, "")
+    values = json.loads(out)
+    assert {k: values[k] for k in ("sent", "failed", "deferred", "suppressed", "released")} == {
+        "sent": 1,
+        "failed": 1,
+        "deferred": 1,
+        "suppressed": 0,
+        "released": 0,
+    }
+    assert values["destination"] == f"SMTP 127.0.0.1:{sink.port}"
+    assert (values["stopped"], values["unreachable"], values["stop_signal"]) == (None, None, None)
+    assert_no_mail_in(out, made)
+
+
+def test_failed_and_deferred_records_are_reported_but_do_not_fail_the_run(sink):
+    made = pending(2)
+    sink.refuse_recipient(getattr(made[0], made[0].get_email_field_name()))
+    out, err, code = run_command("welcome_mails", "send")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1] == (
+        "1 failed (see 'welcome_mails status'; 'retry' sends them again)."
+    )
+    assert "no such user" not in out  # a server's reply can quote the address
+
+
+def test_an_unreachable_server_exits_75_with_one_line():
+    made = pending(3)
+    with refusing_settings():
+        out, err, code = run_command("welcome_mails", "send", "--batch-size", "2")
+    assert code == 75
+    assert out == ""
+    assert err.startswith("mail server unreachable (SMTP 127.0.0.1:")
+    assert err.endswith("): 3 welcome mail(s) stay pending; the next run retries.")
+    assert len(err.splitlines()) == 1
+    assert WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count() == 3
+    assert_no_mail_in(err, made)
+
+
+@contextmanager
+def held_elsewhere(name: str) -> Iterator[None]:
+    """The lock ``name``, held by another thread on its own connection (MariaDB's
+    GET_LOCK is re-entrant: the command's own connection would get it again)."""
+    taken, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with database_lock(name, using="default"):
+                taken.set()
+                done.wait(timeout=60)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        holder = pool.submit(hold)
+        assert taken.wait(timeout=30), holder.result()
+        try:
+            yield
+        finally:
+            done.set()
+
+
+def test_a_held_lock_exits_75_and_no_lock_runs_anyway(sink):
+    pending(1)
+    with held_elsewhere("welcome_mails_send"):
+        out, err, code = run_command("welcome_mails", "send")
+        assert code == 75, (out, err)
+        assert "another 'welcome_mails send' run holds the lock" in err
+        assert sink.count() == 0
+        assert run_command("welcome_mails", "send", "--no-lock", "-v", "0")[2] == 0
+    assert sink.count() == 1
+
+
+def test_limit_and_max_seconds_say_the_run_stopped(sink):
+    pending(3)
+    out, _, code = run_command("welcome_mails", "send", "--limit", "1")
+    assert code == 0
+    assert out.splitlines()[-1] == "Stopped (--limit reached); run again to send the rest."
+    assert sink.count() == 1
+
+
+def test_a_signal_exits_128_plus_its_number(sink, monkeypatch):
+    pending(2)
+    from dbtools import stopping
+
+    real = stopping.StopRequest
+
+    class Signalled(real):  # a SIGTERM arrives before the first batch
+        def __init__(self) -> None:
+            super().__init__()
+            self.request(signal.SIGTERM)
+
+    monkeypatch.setattr(stopping, "StopRequest", Signalled)
+    _out, err, code = run_command("welcome_mails", "send")
+    assert code == 143
+    assert err.startswith("interrupted after sending 0 welcome mail(s)")
+    assert WelcomeMail.objects.filter(status=Status.PENDING).count() == 2
+
+
+def test_retry_puts_failed_records_back(sink):
+    made = pending(2)
+    WelcomeMail.objects.filter(user_id=made[0].pk).update(status=Status.FAILED, attempts=5)
+    out, err, code = run_command("welcome_mails", "retry")
+    assert (code, err) == (0, "")
+    assert out == (
+        "Put 1 failed welcome mail(s) back to pending; 'welcome_mails send' (or a worker) "
+        "sends them.\n"
+    )
+    assert run_command("welcome_mails", "retry", "--format", "json") == ('{"retried": 0}\n', "", 0)
+    assert run_command("welcome_mails", "retry")[0] == (
+        "Nothing to retry: no welcome mail has failed.\n"
+    )

@@ -1,0 +1,400 @@
+"""Delivery against a real SMTP server (tests/helpers/smtp.py): the claim and its lease,
+the fenced marks, the backoff, failures, retry, an unreachable server, no address.
+
+Races are staged on the database (a second connection holding rows or the write
+lock) or on the server (a reply held until the test lets it go), never by sleeping.
+"""
+
+from __future__ import annotations
+
+import signal
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, connections
+from django.test import override_settings
+from django.utils import timezone
+
+from profiles.models import WelcomeMail
+from profiles.welcome.delivery import (
+    NO_ADDRESS,
+    claim,
+    deliver,
+    welcome_mails_retry,
+    welcome_mails_send,
+)
+from profiles.welcome.message import message_id
+from profiles.welcome.records import pending_values
+from tests.helpers.locking import other_connection
+from tests.helpers.processes import wait_until
+from tests.helpers.smtp import SmtpSink, refusing_settings, smtp_sink
+from tests.helpers.stopping import StopAtCheck
+from tests.helpers.users import bulk_users, user_model
+
+pytestmark = pytest.mark.django_db
+
+Status = WelcomeMail.Status
+# PostgreSQL, and the MariaDB (>= 10.6) of CI; asking the features would query the
+# server's version while pytest collects.
+SKIP_LOCKED = connection.vendor in ("postgresql", "mysql")
+
+
+@pytest.fixture
+def sink():
+    with smtp_sink() as server, server.settings():
+        yield server
+
+
+def pending(users: list[Any], **values: Any) -> list[WelcomeMail]:
+    """Pending records, due now, for ``users`` (made by bulk_create: no receiver wrote one)."""
+    return WelcomeMail.objects.bulk_create(
+        [WelcomeMail(user_id=u.pk, **{**pending_values(), **values}) for u in users]
+    )
+
+
+def record(user: Any) -> WelcomeMail:
+    return WelcomeMail.objects.get(user_id=user.pk)
+
+
+def address(user: Any) -> str:
+    return str(getattr(user, user.get_email_field_name()))
+
+
+# -- sending --
+
+
+@pytest.mark.any_user_model
+def test_each_due_record_is_sent_once_over_one_connection_per_batch(sink):
+    users = bulk_users(5)
+    pending(users)
+    result = welcome_mails_send(using="default", batch_size=2)
+    assert (result.sent, result.batches, result.stopped) == (5, 3, None)
+    assert sink.message_ids() == {message_id(u.pk): 1 for u in users}
+    assert sink.sessions() == 3
+    for user in users:
+        mail = record(user)
+        assert (mail.status, mail.message_id, mail.attempts) == (
+            Status.SENT,
+            message_id(user.pk),
+            1,
+        )
+        assert mail.sent_at is not None
+    assert {r.recipients for r in sink.received} == {(address(u),) for u in users}
+
+
+def test_records_not_due_are_left_alone(sink):
+    users = bulk_users(5)
+    later = timezone.now() + timedelta(hours=1)
+    pending(users[:1], due_at=later)  # backing off
+    pending(users[1:2], status=Status.SENDING, due_at=later)  # another sender's live lease
+    pending(users[2:3], status=Status.SENT)
+    pending(users[3:4], status=Status.SUPPRESSED)
+    pending(users[4:], status=Status.FAILED)
+    before = {m.pk: (m.status, m.due_at, m.attempts) for m in WelcomeMail.objects.all()}
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.batches) == (0, 0)
+    assert sink.count() == 0
+    after = {m.pk: (m.status, m.due_at, m.attempts) for m in WelcomeMail.objects.all()}
+    assert after == before
+
+
+def test_a_lease_that_ran_out_is_claimed_again(sink):
+    (user,) = bulk_users(1)
+    pending([user], status=Status.SENDING, due_at=timezone.now() - timedelta(seconds=1), attempts=1)
+    result = welcome_mails_send(using="default")
+    assert result.sent == 1
+    assert (record(user).status, record(user).attempts) == (Status.SENT, 2)
+    assert sink.message_ids() == {message_id(user.pk): 1}
+
+
+@override_settings(WELCOME_MAIL_LEASE_SECONDS=300)
+def test_a_claim_leases_expired_leases_first_then_the_oldest_pending():
+    users = bulk_users(4)
+    now = timezone.now()
+    pending(users[:1], due_at=now - timedelta(minutes=1))
+    pending(users[1:2], due_at=now - timedelta(minutes=5))
+    pending(users[2:3], status=Status.SENDING, due_at=now - timedelta(seconds=1), attempts=2)
+    pending(users[3:], due_at=now - timedelta(minutes=3))
+    claimed = claim(using="default", batch_size=3)
+    assert [c.user_pk for c in claimed] == [users[2].pk, users[1].pk, users[3].pk]
+    assert [c.attempts for c in claimed] == [3, 1, 1]
+    lease = claimed[0].lease
+    assert now + timedelta(seconds=299) < lease <= timezone.now() + timedelta(seconds=300)
+    for c in claimed:
+        mail = WelcomeMail.objects.get(pk=c.pk)
+        assert (mail.status, mail.due_at, mail.attempts) == (Status.SENDING, lease, c.attempts)
+    assert record(users[0]).status == Status.PENDING
+    assert [c.user_pk for c in claim(using="default", batch_size=3)] == [users[0].pk]
+    assert claim(using="default", batch_size=3) == []
+
+
+def test_a_sender_whose_lease_was_taken_over_changes_nothing(sink):
+    (user,) = bulk_users(1)
+    pending([user])
+    stale = claim(using="default", batch_size=10)
+    # Its lease runs out (staged: the record's due_at moved into the past) and
+    # another sender claims the record and sends it.
+    WelcomeMail.objects.update(due_at=timezone.now() - timedelta(seconds=1))
+    taken_over = claim(using="default", batch_size=10)
+    assert deliver(using="default", claimed=taken_over).sent == 1
+    sent = record(user)
+    # The stale sender wakes up and sends too: the server gets a duplicate, the
+    # record keeps the second sender's mark.
+    assert deliver(using="default", claimed=stale).sent == 0
+    assert record(user).sent_at == sent.sent_at
+    assert (record(user).status, record(user).attempts) == (Status.SENT, 2)
+    assert sink.message_ids() == {message_id(user.pk): 2}
+
+
+@override_settings(WELCOME_MAIL_RETRY_BACKOFF_SECONDS=60, WELCOME_MAIL_MAX_ATTEMPTS=5)
+def test_a_transient_error_backs_off_exponentially(sink):
+    users = bulk_users(3)
+    pending(users)
+    sink.reply_after_data(address(users[1]), "451 4.3.0 try again later", "451 4.3.0 still busy")
+    before = timezone.now()
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.deferred, result.failed) == (2, 1, 0)
+    mail = record(users[1])
+    assert (mail.status, mail.attempts, mail.reason) == (
+        Status.PENDING,
+        1,
+        "451 4.3.0 try again later",
+    )
+    assert before + timedelta(seconds=60) <= mail.due_at <= timezone.now() + timedelta(seconds=60)
+    assert sink.sessions() == 2  # reopened after the error, for the rest of the batch
+
+    WelcomeMail.objects.filter(pk=mail.pk).update(due_at=timezone.now())  # the backoff passes
+    before = timezone.now()
+    assert welcome_mails_send(using="default").deferred == 1
+    mail = record(users[1])
+    assert (mail.attempts, mail.reason) == (2, "451 4.3.0 still busy")
+    assert before + timedelta(seconds=120) <= mail.due_at <= timezone.now() + timedelta(seconds=120)
+
+    WelcomeMail.objects.filter(pk=mail.pk).update(due_at=timezone.now())
+    assert welcome_mails_send(using="default").sent == 1
+    assert record(users[1]).status == Status.SENT
+    assert sink.message_ids()[message_id(users[1].pk)] == 1
+
+
+@override_settings(WELCOME_MAIL_RETRY_BACKOFF_SECONDS=0, WELCOME_MAIL_MAX_ATTEMPTS=3)
+def test_transient_errors_fail_the_record_at_the_last_attempt(sink):
+    (user,) = bulk_users(1)
+    pending([user])
+    sink.reply_after_data(address(user), *["451 4.3.0 busy"] * 3)
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.deferred, result.failed) == (0, 2, 1)
+    mail = record(user)
+    assert (mail.status, mail.attempts, mail.reason) == (Status.FAILED, 3, "451 4.3.0 busy")
+    assert sink.count() == 0
+
+
+def test_a_permanent_error_fails_the_record_at_once_and_the_batch_goes_on(sink):
+    users = bulk_users(3)
+    pending(users)
+    sink.reply_after_data(
+        address(users[0]), "550-5.7.1 message rejected\r\n550 5.7.1 see the policy"
+    )
+    sink.refuse_recipient(address(users[1]), "550 5.1.1 no such user")
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.failed, result.deferred) == (1, 2, 0)
+    assert (record(users[0]).status, record(users[0]).reason) == (
+        Status.FAILED,
+        "550 5.7.1 message rejected 5.7.1 see the policy",  # one line
+    )
+    assert (record(users[1]).status, record(users[1]).reason) == (
+        Status.FAILED,
+        "recipient refused: 550 5.1.1 no such user",
+    )
+    assert record(users[2]).status == Status.SENT
+    assert sink.sessions() == 1  # a refusal leaves the session usable
+
+
+def test_a_lost_connection_defers_the_record_and_reconnects_for_the_rest(sink):
+    users = bulk_users(3)
+    pending(users)
+    sink.reply_after_data(address(users[0]), "421 4.3.2 closing the connection")
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.deferred) == (2, 1)
+    assert record(users[0]).reason == "421 4.3.2 closing the connection"
+    assert sink.sessions() == 1  # the rest over a new connection; the first sent nothing
+
+
+@pytest.mark.any_user_model
+def test_an_unreachable_server_gives_the_batch_back_with_its_attempts_unspent():
+    users = bulk_users(3)
+    pending(users, attempts=1)
+    before = timezone.now()
+    with refusing_settings():
+        result = welcome_mails_send(using="default", batch_size=2)
+    assert (result.sent, result.released, result.batches, result.pending) == (0, 2, 1, 3)
+    assert result.unreachable is not None
+    assert result.unreachable.startswith("SMTP 127.0.0.1:")
+    assert "refused" in result.unreachable.lower()
+    for user in users:
+        mail = record(user)
+        assert (mail.status, mail.attempts) == (Status.PENDING, 1)
+        assert mail.due_at <= timezone.now()
+    released = [record(u) for u in users if record(u).reason]
+    assert len(released) == 2
+    assert all(m.due_at >= before for m in released)
+    assert all("mail server unreachable" in m.reason for m in released)
+
+
+@pytest.mark.any_user_model
+def test_a_user_without_an_address_is_suppressed_not_mailed(sink):
+    with_address, without = bulk_users(2)
+    user_model()._default_manager.filter(pk=without.pk).update(
+        **{without.get_email_field_name(): ""}
+    )
+    pending([with_address, without])
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.suppressed) == (1, 1)
+    assert (record(without).status, record(without).reason) == (Status.SUPPRESSED, NO_ADDRESS)
+    assert sink.message_ids() == {message_id(with_address.pk): 1}
+
+
+@pytest.mark.any_user_model
+def test_users_limits_the_run_to_their_records(sink):
+    users = bulk_users(3)
+    pending(users)
+    result = welcome_mails_send(using="default", users=[str(users[1].pk)])
+    assert result.sent == 1
+    assert [record(u).status for u in users] == [Status.PENDING, Status.SENT, Status.PENDING]
+
+
+def test_limit_and_max_seconds_stop_at_a_batch_boundary(sink):
+    users = bulk_users(5)
+    pending(users)
+    result = welcome_mails_send(using="default", batch_size=2, limit=3)
+    assert (result.sent, result.batches, result.stopped) == (3, 2, "limit")
+    assert WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count() == 2
+    result = welcome_mails_send(using="default", batch_size=1, max_seconds=1e-9)
+    assert (result.sent, result.stopped) == (0, "max_seconds")
+
+
+def test_a_stop_between_two_mails_gives_the_rest_of_the_batch_back(sink):
+    users = bulk_users(4)
+    pending(users)
+    # Read once before the batch, then before each mail: the third read asks to stop.
+    result = welcome_mails_send(using="default", stop=StopAtCheck(3, signal.SIGTERM))
+    assert (result.sent, result.released, result.stopped, result.stop_signal) == (
+        1,
+        3,
+        "signal",
+        signal.SIGTERM,
+    )
+    assert WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count() == 3
+    assert sink.count() == 1
+
+
+def test_on_batch_reports_progress_against_what_was_due(sink):
+    pending(bulk_users(3))
+    seen: list[tuple[int, int]] = []
+    welcome_mails_send(using="default", batch_size=2, on_batch=lambda *a: seen.append(a))
+    assert seen == [(2, 3), (3, 3)]
+
+
+# -- retry --
+
+
+def test_retry_puts_failed_records_back_to_pending():
+    users = bulk_users(3)
+    pending(users[:2], status=Status.FAILED, attempts=5, reason="550 no")
+    pending(users[2:], status=Status.SENT)
+    before = timezone.now()
+    assert welcome_mails_retry(using="default", users=[users[0].pk]) == 1
+    assert welcome_mails_retry(using="default") == 1
+    for user in users[:2]:
+        mail = record(user)
+        assert (mail.status, mail.attempts, mail.reason) == (Status.PENDING, 0, "")
+        assert before <= mail.due_at <= timezone.now()
+    assert record(users[2]).status == Status.SENT
+    assert welcome_mails_retry(using="default") == 0
+
+
+# -- concurrent senders: transactions of their own --
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_mail_is_marked_sent_as_soon_as_the_server_accepts_it(sink: SmtpSink):
+    users = bulk_users(4)
+    pending(users)
+    sink.hold_at(3)  # the third message's reply waits
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        run = pool.submit(_in_thread, welcome_mails_send, using="default")
+        wait_until(lambda: sink.count() >= 3 or run.done())
+        statuses = [record(u).status for u in users]
+        sink.release()
+        result = run.result(timeout=30)
+    assert statuses == [Status.SENT, Status.SENT, Status.SENDING, Status.SENDING]
+    assert result.sent == 4
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_at_once_never_send_one_record_twice(sink):
+    users = bulk_users(120)
+    pending(users)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        runs = [
+            pool.submit(_in_thread, welcome_mails_send, using="default", batch_size=7)
+            for _ in range(2)
+        ]
+        results = [run.result(timeout=120) for run in runs]
+    assert sum(r.sent for r in results) == 120
+    assert sink.duplicates() == {}
+    assert sink.count() == 120
+    assert WelcomeMail.objects.filter(status=Status.SENT, attempts=1).count() == 120
+
+
+@pytest.mark.applies_if(SKIP_LOCKED, reason="SKIP LOCKED: PostgreSQL and MariaDB >= 10.6")
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_skips_the_rows_another_sender_is_claiming():
+    now = timezone.now()
+    for i, user in enumerate(bulk_users(6)):
+        pending([user], due_at=now - timedelta(minutes=10 - i))
+    table = WelcomeMail._meta.db_table
+    with other_connection(autocommit=False) as other:
+        with other.cursor() as cursor:  # the other sender's claim, as far as its SELECT
+            cursor.execute(
+                f"SELECT id FROM {table} WHERE status = 'pending' AND due_at <= %s "
+                "ORDER BY due_at LIMIT 2 FOR UPDATE",
+                [now],
+            )
+            theirs = {row[0] for row in cursor.fetchall()}
+        ours = claim(using="default", batch_size=10)  # does not wait for them
+        other.rollback()
+    assert len(theirs) == 2
+    assert {c.pk for c in ours} == {m.pk for m in WelcomeMail.objects.all()} - theirs
+
+
+@pytest.mark.applies_if(not SKIP_LOCKED, reason="a backend without SKIP LOCKED: SQLite")
+@pytest.mark.django_db(transaction=True)
+def test_a_claim_waits_for_the_writer_and_takes_only_what_it_left():
+    users = bulk_users(6)
+    pending(users)
+    table = WelcomeMail._meta.db_table
+    lease = timezone.now() + timedelta(hours=1)
+    with other_connection() as other, ThreadPoolExecutor(max_workers=1) as pool:
+        raw = other.connection
+        raw.execute("BEGIN IMMEDIATE")  # the other sender's claim holds the write lock
+        cursor = raw.execute(f"SELECT id FROM {table} ORDER BY due_at, id LIMIT 2")
+        theirs = {row[0] for row in cursor.fetchall()}
+        waiting = pool.submit(_in_thread, claim, using="default", batch_size=10)
+        raw.execute(
+            f"UPDATE {table} SET status = 'sending', due_at = ?, attempts = attempts + 1 "
+            f"WHERE id IN ({', '.join('?' * len(theirs))})",
+            [connection.ops.adapt_datetimefield_value(lease), *theirs],
+        )
+        raw.execute("COMMIT")
+        ours = waiting.result(timeout=30)
+    assert {c.pk for c in ours} == {m.pk for m in WelcomeMail.objects.all()} - theirs
+
+
+def _in_thread(func: Any, **kwargs: Any) -> Any:
+    """``func(**kwargs)`` on this thread's own connection, closed afterwards."""
+    try:
+        return func(**kwargs)
+    finally:
+        connections.close_all()
