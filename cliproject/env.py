@@ -66,7 +66,7 @@ def env_datetime(name: str, *, environ: Mapping[str, str] = os.environ) -> datet
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise ImproperlyConfigured(
-            f"{name} must be an ISO 8601 date or date and time, e.g. 2026-12-01T00:00Z."
+            f"{name} must be an ISO 8601 date or date and time, e.g. 2026-12-01T00:00+00:00."
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 

@@ -6,6 +6,7 @@ class ProfilesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from profiles import receivers
+        from profiles import checks, receivers
 
         receivers.connect()
+        checks.register()

@@ -14,7 +14,6 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models.signals import post_save
 
 from profiles import services
-from profiles.models import WelcomeMail
 from profiles.welcome.records import record_new_user
 from profiles.welcome.tasks import deliver_after_commit
 from switches.introspection import dotted_name
@@ -64,10 +63,8 @@ def send_welcome_email(
 ) -> None:
     # The record is written in the saving transaction and rolls back with the user;
     # delivery is enqueued for after the commit. raw=True (loaddata): sync does it.
-    if created and not raw:
-        record = record_new_user(user=instance, using=using)
-        if record.status == WelcomeMail.Status.PENDING:
-            deliver_after_commit(user_pk=instance.pk, using=using)
+    if created and not raw and record_new_user(user=instance, using=using) == "pending":
+        deliver_after_commit(user_pk=instance.pk, using=using)
 
 
 # The welcome mail's receiver, by the name its switch and muted() know it.

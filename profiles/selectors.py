@@ -48,10 +48,6 @@ class MissingRecords:
         return self.in_table - self.in_shard
 
 
-# The name of the profile backfill's reports, from before welcome mails had records too.
-MissingProfiles = MissingRecords
-
-
 def users_without_profile(*, using: str, shard: Shard = WHOLE_TABLE) -> MissingRecords:
     return _users_without(Profile, using=using, shard=shard)
 

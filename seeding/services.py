@@ -50,7 +50,7 @@ from seeding.models import SeedRun
 from seeding.runs import RunArguments, run_claimed, run_finish, run_members
 from seeding.userfields import UserColumns, user_columns
 from switches.muting import muted
-from switches.state import muted_switch
+from switches.state import holding_off
 
 Via = Literal["save", "bulk"]
 
@@ -243,9 +243,9 @@ class _BatchWriter:
             )
         else:
             layout = columns.bulk_layout(connections[using])
-            # Muted for this run: the users were asked to get no mail; a later
-            # 'welcome_mails sync' would otherwise make their records pending.
-            welcome = muted_switch(WELCOME_MAIL_RECEIVER)
+            # Muted for this run, or switched off: the users are to get no mail, and a
+            # later 'welcome_mails sync' would otherwise make their records pending.
+            welcome = holding_off(WELCOME_MAIL_RECEIVER, using=using)
             self._insert = functools.partial(
                 bulk_insert_batch,
                 columns=columns,

@@ -77,8 +77,7 @@ class SwitchInfo:
 
 class _Snapshot(NamedTuple):
     fresh_until: float  # time.monotonic()
-    off: frozenset[str]
-    switches: Mapping[str, SwitchInfo]  # the same names, with their reasons
+    switches: Mapping[str, SwitchInfo]  # the names switched off, with their reasons
 
 
 # One snapshot per value of the signal's ``using`` (None for signals without one).
@@ -86,22 +85,6 @@ _snapshots: dict[str | None, _Snapshot] = {}
 _monotonic = time.monotonic
 # Databases where this process changed switches in a transaction not over yet.
 _uncommitted: set[str] = set()
-
-
-def cached_off(using: str | None) -> frozenset[str] | None:
-    """The switched-off names for ``using`` if the snapshot is fresh, else None."""
-    snapshot = _snapshots.get(using)
-    if snapshot is not None and snapshot.fresh_until > _monotonic():
-        return snapshot.off
-    return None
-
-
-def switched_off(using: str | None) -> frozenset[str]:
-    """The names switched off in the database for a signal about ``using``; cached."""
-    snapshot = _snapshots.get(using)
-    if snapshot is not None and snapshot.fresh_until > _monotonic():
-        return snapshot.off
-    return _refresh(using).off
 
 
 def cached_switches(using: str | None) -> Mapping[str, SwitchInfo] | None:
@@ -130,6 +113,13 @@ def muted_switch(name: str) -> SwitchInfo | None:
     if name not in muted_names.get():
         return None
     return SwitchInfo(name=name, muted=True, reason=muted_reasons.get().get(name, ""))
+
+
+def holding_off(name: str, *, using: str | None) -> SwitchInfo | None:
+    """What keeps ``name`` from running now: its mute here, else its switch in the
+    database for ``using``; None while it is on. For code that writes in bulk and
+    must honour a receiver no signal will reach (no query while the snapshot is fresh)."""
+    return muted_switch(name) or switches_off(using).get(name)
 
 
 def forget() -> None:
@@ -207,7 +197,7 @@ def _refresh(using: str | None) -> _Snapshot:
             fresh_for = min(fresh_for, max((switch.expires_at - now).total_seconds(), 0.0))
     # A plain dict: ``name in`` it is the receivers' hot path.
     switches = {switch.name: switch for switch in rows}
-    snapshot = _Snapshot(started + fresh_for, frozenset(switches), switches)
+    snapshot = _Snapshot(started + fresh_for, switches)
     _snapshots[using] = snapshot
     return snapshot
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 import click
 
@@ -43,7 +43,7 @@ def aware_datetime(value: str) -> datetime:
             f"{value!r} is not a date or date-time; use ISO 8601, e.g. 2024-05-01 "
             "or 2024-05-01T12:00:00+02:00 (without an offset: UTC)."
         ) from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
 
 
 def datetime_callback(

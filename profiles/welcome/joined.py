@@ -54,6 +54,7 @@ def joined_before_cutoff(user: AbstractBaseUser) -> str | None:
     if since is None:
         return None
     joined = getattr(user, joined_field_name(), None)
-    if joined is not None and joined < since:
+    # No join date counts as before any cutoff, as for welcome_mails sync.
+    if joined is None or joined < since:
         return cutoff_reason(since)
     return None

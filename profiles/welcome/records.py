@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db import connections
 from django.utils import timezone
 
+from profiles import sql
 from profiles.models import WelcomeMail
 from profiles.welcome.joined import joined_before_cutoff
 
@@ -35,10 +37,16 @@ def suppressed_values(reason: str, now: datetime | None = None) -> dict[str, obj
 
 def record_new_user(
     *, user: AbstractBaseUser, using: str, suppressed_reason: str | None = None
-) -> WelcomeMail:
+) -> str | None:
     """The record of a user just saved, in the caller's transaction: pending, or
-    suppressed with ``suppressed_reason`` (or because the user joined before
-    the rollout cutoff). One INSERT; it rolls back with the user."""
+    suppressed with ``suppressed_reason`` (or because the user joined before the
+    rollout cutoff). It rolls back with the user. The status written, or None when
+    the user had a record already: insert-if-missing, because in autocommit the
+    user is committed before post_save, and a ``welcome_mails sync`` may get there
+    first (the unique constraint decides, as for profiles)."""
     reason = suppressed_reason or joined_before_cutoff(user)
     values = pending_values() if reason is None else suppressed_values(reason)
-    return WelcomeMail.objects.using(using).create(user_id=user.pk, **values)
+    created = sql.insert_missing(
+        connections[using], model=WelcomeMail, values=values, first_pk=user.pk, last_pk=user.pk
+    )
+    return str(values["status"]) if created else None

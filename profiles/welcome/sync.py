@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.db.models import Count, Q
 from django.db.models.functions import Mod
+from django.utils import timezone
 
 from dbtools.batches import run_batch
 from dbtools.errors import UsageError
@@ -40,10 +41,22 @@ from profiles.welcome.records import pending_values, suppressed_values
 
 LOCK_NAME = "welcome_mails_sync"
 
-# Records a sender may still send, which suppress turns suppressed; and the ones
-# it leaves alone (sent, or leased to a sender that may be sending it now).
-_SUPPRESSIBLE = (WelcomeMail.Status.PENDING, WelcomeMail.Status.FAILED)
-_LEFT_ALONE = (WelcomeMail.Status.SENT, WelcomeMail.Status.SENDING)
+
+def _suppressible(now: datetime, prefix: str = "") -> Q:
+    """Records no sender is sending, which suppress turns suppressed: pending, failed,
+    and leases that ran out (a killed sender's, which the next sender would take).
+    What it leaves alone is sent, or leased to a sender that may be sending it now."""
+    status, due_at = f"{prefix}status", f"{prefix}due_at"
+    return Q(**{f"{status}__in": (WelcomeMail.Status.PENDING, WelcomeMail.Status.FAILED)}) | Q(
+        **{status: WelcomeMail.Status.SENDING, f"{due_at}__lte": now}
+    )
+
+
+def _left_alone(now: datetime, prefix: str = "") -> Q:
+    status, due_at = f"{prefix}status", f"{prefix}due_at"
+    return Q(**{status: WelcomeMail.Status.SENT}) | Q(
+        **{status: WelcomeMail.Status.SENDING, f"{due_at}__gt": now}
+    )
 
 
 @dataclass(frozen=True)
@@ -193,7 +206,8 @@ def welcome_mails_suppress(
 
     Users without a record get a suppressed one (the insert-if-missing
     statement of :mod:`profiles.sql`, over the whole pk range at once); pending
-    and failed records become suppressed with ``reason`` (one UPDATE). Both in
+    and failed records, and leases that ran out, become suppressed with
+    ``reason`` (one UPDATE). Both in
     one transaction: all of the range or none of it, and the counts are exact.
     A record sent, or leased to a sender now sending it, is left alone; on
     PostgreSQL and MariaDB a sender's claim skips the rows the UPDATE has
@@ -208,7 +222,7 @@ def welcome_mails_suppress(
         )
     joined = joined_field_name()
     if dry_run:
-        counts = _range_counts(using, joined, joined_from, joined_to)
+        counts = _range_counts(using, joined, joined_from, joined_to, timezone.now())
         return SuppressResult(
             joined_from=joined_from,
             joined_to=joined_to,
@@ -256,24 +270,25 @@ class _Suppress:
                 joined=sql.Joined.between(self.joined, self.joined_from, self.joined_to),
             )
         in_range = users.filter(**_between(self.joined, self.joined_from, self.joined_to))
+        now = timezone.now()
         suppressed = (
             WelcomeMail.objects.using(self.using)
-            .filter(status__in=_SUPPRESSIBLE, user__in=in_range.values("pk"))
+            .filter(_suppressible(now), user__in=in_range.values("pk"))
             .update(status=WelcomeMail.Status.SUPPRESSED, reason=self.reason)
         )
-        counts = _range_counts(self.using, self.joined, self.joined_from, self.joined_to)
+        counts = _range_counts(self.using, self.joined, self.joined_from, self.joined_to, now)
         return created, suppressed, counts
 
 
 def _range_counts(
-    using: str, joined: str, joined_from: datetime, joined_to: datetime
+    using: str, joined: str, joined_from: datetime, joined_to: datetime, now: datetime
 ) -> dict[str, int]:
     """The users of the range: without a record, and with one by what suppress does to it."""
     users = get_user_model()._base_manager.db_manager(using)
     return users.filter(**_between(joined, joined_from, joined_to)).aggregate(
         without=Count("pk", filter=Q(welcome_mail__isnull=True)),
-        suppressible=Count("pk", filter=Q(welcome_mail__status__in=_SUPPRESSIBLE)),
-        left_alone=Count("pk", filter=Q(welcome_mail__status__in=_LEFT_ALONE)),
+        suppressible=Count("pk", filter=_suppressible(now, "welcome_mail__")),
+        left_alone=Count("pk", filter=_left_alone(now, "welcome_mail__")),
         suppressed=Count("pk", filter=Q(welcome_mail__status=WelcomeMail.Status.SUPPRESSED)),
     )
 

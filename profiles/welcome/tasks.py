@@ -55,6 +55,9 @@ def _figures(result: SendResult) -> dict[str, int]:
     }
 
 
+TASK_USERS = 1000
+
+
 class _AfterCommit:
     """The users of one transaction whose delivery is enqueued when it commits."""
 
@@ -65,7 +68,11 @@ class _AfterCommit:
 
     def __call__(self) -> None:
         self.ran = True
-        deliver_welcome_mails.enqueue(user_pks=self.user_pks, using=self.using)
+        # A task per TASK_USERS users: a claim binds its users' pks, and a queue's
+        # row should stay small, however many users the transaction saved.
+        for start in range(0, len(self.user_pks), TASK_USERS):
+            chunk = self.user_pks[start : start + TASK_USERS]
+            deliver_welcome_mails.enqueue(user_pks=chunk, using=self.using)
 
 
 _batches = threading.local()
@@ -73,8 +80,8 @@ _batches = threading.local()
 
 def deliver_after_commit(*, user_pk: Any, using: str) -> None:
     """Enqueue the delivery of ``user_pk``'s welcome mail once the saving transaction
-    commits: one task per transaction (a batch of a thousand users is one task and
-    one mail connection), not one per user. A rolled-back user has no record, so a
+    commits: one task per transaction (per TASK_USERS users of it: a batch of a
+    thousand users is one task), not one per user. A rolled-back user has no record, so a
     task naming it sends nothing. ``robust``: a failed enqueue (a broker down) must
     not fail the caller after its commit; the record stays pending for
     ``welcome_mails send``."""

@@ -14,7 +14,7 @@ from bench import registry, runner
 from bench.cases import welcome
 from bench.smtp_sink import smtp_mail_settings, smtp_sink
 from profiles.models import WelcomeMail
-from profiles.welcome.delivery import mail_connection
+from profiles.welcome.message import mail_connection
 from profiles.welcome.records import pending_values
 
 User = get_user_model()

@@ -7,7 +7,8 @@ lock, SIGTERM) tests/system/test_welcome_sync.py.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import click
 import pytest
@@ -21,7 +22,7 @@ from tests.helpers.users import bulk_users, users
 
 pytestmark = pytest.mark.django_db
 
-CUTOFF = datetime(2024, 6, 1, tzinfo=UTC)
+CUTOFF = datetime(2024, 6, 1, tzinfo=dt_timezone.utc)
 
 
 @pytest.fixture(autouse=True)
@@ -71,7 +72,7 @@ def test_a_cutoff_from_the_setting_or_joined_since(settings):
     assert (code, data["pending"], data["suppressed"]) == (0, 6, 4)
     assert data["cutoff"] == "2024-06-02T00:00:00Z"
     reasons = set(WelcomeMail.objects.filter(status="suppressed").values_list("reason", flat=True))
-    assert reasons == {cutoff_reason(datetime(2024, 6, 2, tzinfo=UTC))}
+    assert reasons == {cutoff_reason(datetime(2024, 6, 2, tzinfo=dt_timezone.utc))}
 
 
 def test_json_figures_and_verbosity_zero():
@@ -194,8 +195,8 @@ def test_a_joined_field_that_is_not_a_date_time_is_a_configuration_error(setting
 
 def test_suppress_a_range_text_and_json():
     inside, outside = bulk_users(6, "in"), bulk_users(3, "out")
-    joined(inside, datetime(2024, 3, 5, 12, tzinfo=UTC))
-    joined(outside, datetime(2024, 4, 1, tzinfo=UTC))  # the end is not in the range
+    joined(inside, datetime(2024, 3, 5, 12, tzinfo=dt_timezone.utc))
+    joined(outside, datetime(2024, 4, 1, tzinfo=dt_timezone.utc))  # the end is not in the range
     record_new_user(user=inside[0], using="default")
     WelcomeMail.objects.filter(user_id=inside[0].pk).update(status="sent")
     record_new_user(user=inside[1], using="default")

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from profiles import receivers
 from profiles.models import Profile, WelcomeMail
+from profiles.welcome.records import record_new_user
 from switches.muting import muted
 from switches.services import receiver_switches_off, receiver_switches_on
 from tests.helpers.commands import run_command
@@ -108,7 +109,7 @@ def test_the_welcome_receiver_is_known_by_its_dotted_name():
 def test_a_saved_user_gets_one_pending_record_and_delivery_only_after_commit(
     django_capture_on_commit_callbacks,
 ):
-    with django_capture_on_commit_callbacks() as callbacks:  # not run: delivery is H2's
+    with django_capture_on_commit_callbacks() as callbacks:  # not run: delivery is tested apart
         user = User.objects.create_user("ada", "ada@example.com")
         record = welcome(user)  # already there, in the saving transaction
     assert (record.status, record.reason, record.attempts) == ("pending", "", 0)
@@ -248,6 +249,25 @@ def test_a_user_who_joined_before_the_rollout_cutoff_is_suppressed_and_not_deliv
     assert welcome(user).status == "suppressed"
     assert "WELCOME_MAIL_SINCE" in welcome(user).reason
     assert callbacks == []
+
+
+def test_a_user_without_a_join_date_counts_as_before_the_cutoff_as_for_sync(settings):
+    settings.WELCOME_MAIL_SINCE = timezone.now() - timedelta(days=1)
+    User.objects.bulk_create([User(username="undated")])
+    user = User.objects.get(username="undated")  # MySQL's bulk_create sets no pk
+    user.date_joined = None  # a model whose joined field is nullable
+    assert record_new_user(user=user, using="default") == "suppressed"
+    assert "WELCOME_MAIL_SINCE" in welcome(user).reason
+
+
+def test_a_record_written_first_by_sync_is_kept_and_the_receiver_does_not_fail():
+    # In autocommit the user is committed before post_save runs: a sync may have
+    # given it a record by the time the receiver writes its own.
+    User.objects.bulk_create([User(username="raced")])
+    user = User.objects.get(username="raced")
+    assert record_new_user(user=user, using="default") == "pending"
+    assert record_new_user(user=user, using="default", suppressed_reason="off") is None
+    assert (WelcomeMail.objects.filter(user=user).count(), welcome(user).status) == (1, "pending")
 
 
 def test_demo_fixture_loads_twice_without_duplicates():

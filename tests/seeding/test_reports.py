@@ -9,6 +9,7 @@ from profiles.models import Profile, WelcomeMail
 from profiles.receivers import WELCOME_MAIL_RECEIVER
 from profiles.welcome.records import pending_values
 from switches.muting import muted
+from switches.services import receiver_switches_off
 from tests.helpers.seeding import recorded_pks, seed
 from tests.helpers.stopping import StopAtCheck
 from tests.helpers.users import create_user, users
@@ -74,6 +75,17 @@ def test_bulk_muted_writes_the_batchs_records_suppressed_for_any_user_model():
     assert set(seeded.values_list("user_id", flat=True)) == recorded_pks(result.run_number)
     assert WelcomeMail.objects.get(user_id=before.pk).status == "pending"
     assert result.welcome_mails_sent is None  # bulk: no delivery to report
+
+
+def test_bulk_while_the_receiver_is_switched_off_writes_suppressed_records_saying_why():
+    receiver_switches_off(
+        names=[WELCOME_MAIL_RECEIVER], reason="CRM import", by="ops", until=None, using="default"
+    )
+    result = seed(40, via="bulk")
+    assert (result.welcome_records_pending, result.welcome_records_suppressed) == (0, 40)
+    assert set(WelcomeMail.objects.values_list("reason", flat=True)) == {
+        f"{WELCOME_MAIL_RECEIVER} switched off by ops: CRM import"
+    }
 
 
 def test_a_stopped_batch_credits_none_of_its_records():

@@ -33,5 +33,5 @@ def signal(calls):
 def primed(settings, db):
     """Stored switches read once, then not again for an hour: no database in threads."""
     settings.RECEIVER_SWITCHES_REFRESH_SECONDS = 3600
-    state.switched_off(None)
-    state.switched_off("default")
+    state.switches_off(None)
+    state.switches_off("default")

@@ -57,7 +57,7 @@ def delete_receiver():
 
 
 def delete_statements(queryset) -> list[str]:
-    state.switched_off("default")  # the switch is read before, not during, the delete
+    state.switches_off("default")  # the switch is read before, not during, the delete
     with CaptureQueriesContext(connection) as queries:
         queryset.delete()
     # The shape of each statement, without the ids it names.

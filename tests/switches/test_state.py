@@ -165,12 +165,12 @@ def test_a_switch_written_in_a_rolled_back_transaction_is_not_kept(signal, calls
 def test_reset_drops_the_snapshots_and_the_changes_waiting_for_their_transaction(settings):
     settings.RECEIVER_SWITCHES_REFRESH_SECONDS = 3600
     state.written(using="default")  # in the test's transaction, which never commits
-    state.switched_off("default")
-    assert state.cached_off("default") is None  # not cached while that transaction is open
+    state.switches_off("default")
+    assert state.cached_switches("default") is None  # not cached while that transaction is open
     state.reset()
-    assert state.switched_off("default") == frozenset()
-    assert state.cached_off("default") == frozenset()  # cached: no change of this process waits
+    assert frozenset(state.switches_off("default")) == frozenset()
+    assert state.cached_switches("default") == {}  # cached: no change of this process waits
     store_off(PROFILE)
     state.reset()
-    assert state.cached_off("default") is None
-    assert state.switched_off("default") == frozenset({PROFILE})
+    assert state.cached_switches("default") is None
+    assert frozenset(state.switches_off("default")) == frozenset({PROFILE})

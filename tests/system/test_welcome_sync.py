@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from django.db import connection
@@ -21,7 +21,7 @@ from tests.helpers.users import bulk_users, users
 # A real process sees only committed users.
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CUTOFF = datetime(2024, 6, 1, tzinfo=UTC)
+CUTOFF = datetime(2024, 6, 1, tzinfo=timezone.utc)
 # The lock view: sessions of this database waiting for a row lock now.
 _WAITING = {
     "postgresql": "SELECT count(*) FROM pg_stat_activity "

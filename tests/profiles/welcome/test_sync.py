@@ -9,10 +9,12 @@ from __future__ import annotations
 import queue
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 import pytest
 from django.db import connection, connections
+from django.utils import timezone
 
 from dbtools.errors import ConfigurationError, UsageError
 from profiles import sql
@@ -35,7 +37,7 @@ from tests.profiles.coverage import users_with_gaps
 
 pytestmark = pytest.mark.django_db
 
-CUTOFF = datetime(2024, 6, 1, tzinfo=UTC)
+CUTOFF = datetime(2024, 6, 1, tzinfo=dt_timezone.utc)
 
 
 @pytest.fixture(autouse=True)
@@ -298,6 +300,10 @@ def bands():
         WelcomeMail.objects.filter(user_id__in=[u.pk for u in made]).update(
             status=status, reason="old reason"
         )
+    # A live lease: a sender may be sending it now.
+    WelcomeMail.objects.filter(user_id=inside[2].pk).update(
+        due_at=timezone.now() + timedelta(hours=1)
+    )
     return before, inside, after
 
 
@@ -334,6 +340,16 @@ def test_suppress_a_range(bands):
     )
     again = suppress()
     assert (again.created, again.suppressed, again.already_suppressed) == (0, 0, 9)
+
+
+def test_suppress_takes_a_lease_that_ran_out_a_killed_senders(bands):
+    _, inside, _ = bands
+    WelcomeMail.objects.filter(user_id=inside[2].pk).update(
+        due_at=timezone.now() - timedelta(seconds=1)
+    )
+    result = suppress()
+    assert (result.suppressed, result.left_alone) == (5, 2)
+    assert WelcomeMail.objects.get(user_id=inside[2].pk).status == "suppressed"
 
 
 def test_suppress_dry_run_writes_nothing(bands):

@@ -14,6 +14,7 @@ import pytest
 from django.db import transaction
 
 from profiles.models import WelcomeMail
+from profiles.welcome import tasks
 from profiles.welcome.message import message_id
 from profiles.welcome.records import pending_values
 from profiles.welcome.tasks import deliver_due_welcome_mails, deliver_welcome_mails
@@ -79,6 +80,14 @@ def test_one_task_and_one_mail_connection_per_transaction(sink, enqueued):
     create_user(3)
     assert len(enqueued) == 2
     assert sink.count() == 4
+
+
+def test_a_large_transaction_is_split_into_tasks_of_task_users(sink, enqueued, monkeypatch):
+    monkeypatch.setattr(tasks, "TASK_USERS", 2)
+    with transaction.atomic():
+        made = [create_user(i) for i in range(5)]
+    assert [len(r.kwargs["user_pks"]) for r in enqueued] == [2, 2, 1]
+    assert sink.count() == 5 and len(sink.message_ids()) == len(made)
 
 
 @pytest.mark.any_user_model
