@@ -228,8 +228,21 @@ def welcome_one_task_per_user(size: int, using: str) -> int:
     environment=mail_to_sink,
 )
 def welcome_mails_send(size: int, using: str) -> int:
-    """welcome_mails send's service: claims of 100 with a lease, one SMTP connection each."""
-    return send_service(using=using).sent
+    """welcome_mails send --jobs 1: claims of 100 with a lease, one SMTP connection each."""
+    return send_service(using=using, jobs=1).sent
+
+
+@case(
+    "welcome_mails_send_2_jobs",
+    group=DELIVERY,
+    setup=pending_records,
+    size_divisor=100,
+    counts=mails_sent,
+    environment=mail_to_sink,
+)
+def welcome_mails_send_2_jobs(size: int, using: str) -> int:
+    """welcome_mails send --jobs 2: two senders, each its own claims, DB and SMTP connection."""
+    return send_service(using=using, jobs=2).sent
 
 
 def worker_run(*, using: str) -> None:

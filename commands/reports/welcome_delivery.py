@@ -21,6 +21,7 @@ SEND_FIGURES = (
     "suppressed",
     "released",
     "batches",
+    "jobs",
     "seconds",
     "mails_per_second",
     "stopped",

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from django.db import connections
+from django.utils import timezone
 
 from dbtools.locks import database_lock
 from profiles.models import WelcomeMail
@@ -191,3 +192,23 @@ def test_retry_puts_failed_records_back(sink):
     assert run_command("welcome_mails", "retry")[0] == (
         "Nothing to retry: no welcome mail has failed.\n"
     )
+
+
+@pytest.mark.django_db(transaction=True)  # two senders on connections of their own
+def test_jobs_runs_that_many_senders_but_one_on_sqlite(sink):
+    pending(30)
+    out, err, code = run_command("welcome_mails", "send", "--batch-size", "4", "--format", "json")
+    assert (code, err) == (0, "")
+    values = json.loads(out)
+    default_jobs = 1 if connections["default"].vendor == "sqlite" else 2
+    assert (values["sent"], values["jobs"]) == (30, default_jobs)
+    assert sink.duplicates() == {}
+    WelcomeMail.objects.update(status=Status.PENDING, due_at=timezone.now())
+    out, _, code = run_command("welcome_mails", "send", "--jobs", "1", "--format", "json")
+    assert (code, json.loads(out)["sent"], json.loads(out)["jobs"]) == (0, 30, 1)
+
+
+def test_jobs_must_be_at_least_one(sink):
+    _out, err, code = run_command("welcome_mails", "send", "--jobs", "0")
+    assert code == 2
+    assert "--jobs" in err

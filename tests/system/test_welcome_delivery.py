@@ -169,7 +169,7 @@ def test_a_sender_killed_mid_batch_leaves_a_lease_the_next_run_takes_over(sink):
     made = pending(50)
     sink.hold_at(5)
     env = {**LEASE, **sink.environment()}
-    with spawned("welcome_mails", "send", "--batch-size", "20", env=env) as doomed:
+    with spawned("welcome_mails", "send", "--batch-size", "20", "--jobs", "1", env=env) as doomed:
         wait_until(lambda: sink.count() >= 5, doomed)
         held = sink.received[4].message_id
         doomed.send_signal(signal.SIGKILL)
@@ -189,7 +189,7 @@ def test_sigterm_stops_a_sender_between_two_mails_and_gives_the_rest_back(sink):
     made = pending(30)
     sink.hold_at(3)
     env = {**LEASE, **sink.environment()}
-    with spawned("welcome_mails", "send", "--batch-size", "20", env=env) as sender:
+    with spawned("welcome_mails", "send", "--batch-size", "20", "--jobs", "1", env=env) as sender:
         wait_until(lambda: sink.count() >= 3, sender)
         sender.send_signal(signal.SIGTERM)
         sink.release()

@@ -240,6 +240,14 @@ def suppress_(
     is_flag=True,
     help="Run without the lock (correctness never depends on it: each record is leased).",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=16),
+    default=2,
+    show_default=True,
+    help="Senders at once, each claiming its own batches over its own database and mail "
+    "connections. SQLite (one writer) always runs one.",
+)
 @format_option(help="json: one object with the figures.")
 def send_(
     cmd: ClickCommand,
@@ -249,6 +257,7 @@ def send_(
     max_seconds: float | None,
     wait: float,
     no_lock: bool,
+    jobs: int,
     output_format: str,
     database: str,
 ) -> None:
@@ -273,6 +282,7 @@ def send_(
                 max_seconds=max_seconds,
                 stop=stop,
                 on_batch=advance,
+                jobs=jobs,
             )
     except LockHeld:
         raise CommandError(

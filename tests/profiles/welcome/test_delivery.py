@@ -13,11 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.db import connection, connections
 from django.test import override_settings
 from django.utils import timezone
 
 from profiles.models import WelcomeMail
+from profiles.welcome import delivery as delivery_module
 from profiles.welcome.delivery import (
     NO_ADDRESS,
     claim,
@@ -390,6 +392,132 @@ def test_a_claim_waits_for_the_writer_and_takes_only_what_it_left():
         raw.execute("COMMIT")
         ours = waiting.result(timeout=30)
     assert {c.pk for c in ours} == {m.pk for m in WelcomeMail.objects.all()} - theirs
+
+
+# -- the fast path (Django's bytes over the SMTP backend's connection) and the fallback --
+
+
+def spy_fallback(monkeypatch: Any) -> list[Any]:
+    """The users whose mail was built by Django per message (the fallback)."""
+    built: list[Any] = []
+    real = delivery_module.welcome_message  # type: ignore[attr-defined]
+
+    def welcome_message(user: Any) -> Any:
+        built.append(user.pk)
+        return real(user)
+
+    monkeypatch.setattr(delivery_module, "welcome_message", welcome_message)
+    return built
+
+
+def test_plain_users_take_the_fast_path_and_the_others_djangos(sink, monkeypatch):
+    plain, accented = bulk_users(2)
+    user_model()._default_manager.filter(pk=accented.pk).update(username="Jürgen")
+    pending([plain, accented])
+    built = spy_fallback(monkeypatch)
+    assert welcome_mails_send(using="default").sent == 2
+    assert built == [accented.pk]
+    assert sink.message_ids() == {message_id(plain.pk): 1, message_id(accented.pk): 1}
+
+
+def test_another_backend_gets_send_messages(monkeypatch):
+    users = bulk_users(2)  # the tests' mail backend: locmem
+    pending(users)
+    built = spy_fallback(monkeypatch)
+    assert welcome_mails_send(using="default").sent == 2
+    assert sorted(map(str, built)) == sorted(str(u.pk) for u in users)
+    assert sorted(m.extra_headers["Message-ID"] for m in mail.outbox) == sorted(
+        message_id(u.pk) for u in users
+    )
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "fallback"])
+@override_settings(WELCOME_MAIL_RETRY_BACKOFF_SECONDS=600)
+def test_smtp_errors_are_classified_alike_on_both_paths(sink, monkeypatch, fast):
+    users = bulk_users(4)
+    if not fast:
+        for user in users:
+            user_model()._default_manager.filter(pk=user.pk).update(username=f"ü{user.pk}")
+    pending(users)
+    built = spy_fallback(monkeypatch)
+    sink.reply_after_data(address(users[0]), "451 4.3.0 busy")
+    sink.reply_after_data(address(users[1]), "554 5.7.1 rejected")
+    sink.refuse_recipient(address(users[2]), "550 5.1.1 no such user")
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.deferred, result.failed) == (1, 1, 2)
+    assert [(record(u).status, record(u).reason) for u in users] == [
+        (Status.PENDING, "451 4.3.0 busy"),
+        (Status.FAILED, "554 5.7.1 rejected"),
+        (Status.FAILED, "recipient refused: 550 5.1.1 no such user"),
+        (Status.SENT, ""),
+    ]
+    assert bool(built) is not fast
+
+
+# -- jobs: senders of one run in threads of their own --
+
+
+@pytest.mark.applies_if(connection.vendor != "sqlite", reason="SQLite runs one sender")
+@pytest.mark.django_db(transaction=True)
+def test_two_senders_of_one_run_deliver_each_record_once(sink):
+    users = bulk_users(60)
+    pending(users)
+    sink.hold_at(1)  # every reply waits: both senders end up with a mail in flight
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        run = pool.submit(_in_thread, welcome_mails_send, using="default", batch_size=7, jobs=2)
+        wait_until(lambda: sink.count() >= 2 or run.done())
+        at_once = sink.sessions()
+        leased = WelcomeMail.objects.filter(status=Status.SENDING).count()
+        sink.release()
+        result = run.result(timeout=120)
+    assert (at_once, leased) == (2, 14)  # two connections, two claims of 7
+    assert (result.sent, result.jobs, result.batches) == (60, 2, 9)
+    assert sink.duplicates() == {}
+    assert sink.count() == 60
+    assert WelcomeMail.objects.filter(status=Status.SENT, attempts=1).count() == 60
+
+
+@pytest.mark.applies_if(connection.vendor != "sqlite", reason="SQLite runs one sender")
+@pytest.mark.django_db(transaction=True)
+def test_an_error_in_one_sender_stops_the_other_and_is_raised(sink, monkeypatch):
+    users = bulk_users(40)
+    now = timezone.now()
+    pending(users[:1], due_at=now - timedelta(minutes=1))  # claimed first
+    pending(users[1:])
+    real = delivery_module._Batch._send_one
+
+    def failing(self: Any, mailer: Any, user: Any, identifier: str) -> int:
+        if user.pk == users[0].pk:
+            raise RuntimeError("boom")
+        return int(real(self, mailer, user, identifier))
+
+    monkeypatch.setattr(delivery_module._Batch, "_send_one", failing)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        run = pool.submit(_in_thread, welcome_mails_send, using="default", batch_size=5, jobs=2)
+        with pytest.raises(RuntimeError, match="boom"):
+            run.result(timeout=120)
+    sent = WelcomeMail.objects.filter(status=Status.SENT).count()
+    leased = WelcomeMail.objects.filter(status=Status.SENDING).count()
+    released = WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count()
+    assert sink.count() == sent and sink.duplicates() == {}
+    assert leased <= 5  # the failing batch, left to its lease as with one sender
+    assert record(users[0]).status == Status.SENDING
+    assert sent + leased + released == 40
+    assert sent < 35  # the other sender stopped
+
+
+@pytest.mark.applies_if(connection.vendor == "sqlite", reason="SQLite: one writer")
+def test_sqlite_and_a_callers_transaction_run_one_sender(sink):
+    pending(bulk_users(3))
+    result = welcome_mails_send(using="default", jobs=2)
+    assert (result.sent, result.jobs) == (3, 1)
+
+
+def test_users_given_run_one_sender(sink):
+    users = bulk_users(2)
+    pending(users)
+    result = welcome_mails_send(using="default", users=[users[0].pk], jobs=4)
+    assert (result.sent, result.jobs) == (1, 1)
 
 
 def _in_thread(func: Any, **kwargs: Any) -> Any:
