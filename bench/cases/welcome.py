@@ -322,3 +322,35 @@ def seed_users_save_mail_on(size: int, using: str) -> int:
     5000 users, sending to the SMTP sink before seed_users goes on.
     """
     return _seed_save(size, using)
+
+
+def users_queued(using: str) -> int:
+    """users, each with a pending record and its delivery queued (no mail sent yet)."""
+    from django_tasks_db.models import DBTaskResult
+
+    users = User._default_manager.db_manager(using).count()
+    pending = WelcomeMail.objects.using(using).filter(status=WelcomeMail.Status.PENDING).count()
+    tasks = DBTaskResult.objects.using(using).values_list("args_kwargs", flat=True)
+    queued = sum(len(task["kwargs"]["user_pks"]) for task in tasks.iterator())
+    if sink().counts().messages or pending != users or queued != users:
+        raise BenchError(
+            f"{users} user(s), {pending} pending record(s), {queued} queued for delivery: "
+            "every user should have a pending record and be queued, with nothing sent yet."
+        )
+    return users
+
+
+@case(
+    "seed_users_save_mail_queued",
+    group=SEED,
+    setup=sink_reset,
+    size_divisor=100,
+    counts=users_queued,
+    environment=mail_to_sink,
+    requires_apps=("django_tasks_db",),
+)
+def seed_users_save_mail_queued(size: int, using: str) -> int:
+    """seed_users --via save, receiver on, TASKS_BACKEND=database: a pending record per user
+    and one queued delivery task per transaction, for db_worker processes elsewhere."""
+    with override_settings(TASKS={"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}):
+        return _seed_save(size, using)

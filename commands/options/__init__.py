@@ -42,3 +42,38 @@ def finite(ctx: click.Context, param: click.Parameter, value: float | None) -> f
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a number of seconds.")
     return value
+
+
+def max_seconds_option(*, help: str) -> Callable[[F], F]:
+    """``--max-seconds``: a run stops at a batch boundary once this much time has passed."""
+    return click.option(
+        "--max-seconds",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        callback=finite,
+        help=help,
+    )
+
+
+def wait_option() -> Callable[[F], F]:
+    """``--wait SECONDS`` for another run's lock, instead of exiting 75 at once."""
+    return click.option(
+        "--wait",
+        type=click.FloatRange(min=0),
+        default=0,
+        show_default=True,
+        metavar="SECONDS",
+        callback=finite,
+        help="Wait this long for another run's lock instead of exiting 75 at once.",
+    )
+
+
+def no_lock_option(*, help: str) -> Callable[[F], F]:
+    return click.option("--no-lock", is_flag=True, help=help)
+
+
+def jobs_option(*, help: str) -> Callable[[F], F]:
+    """``--jobs N``: 1 to 16 at once, 2 by default (this machine's two cores' worth)."""
+    return click.option(
+        "--jobs", type=click.IntRange(min=1, max=16), default=2, show_default=True, help=help
+    )

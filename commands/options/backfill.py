@@ -13,7 +13,15 @@ from datetime import datetime, timezone
 
 import click
 
-from commands.options import F, batch_size_option, finite, format_option
+from commands.options import (
+    F,
+    batch_size_option,
+    format_option,
+    jobs_option,
+    max_seconds_option,
+    no_lock_option,
+    wait_option,
+)
 from profiles.sharding import WHOLE_TABLE, Shard, shard_from
 
 # The largest integer every backend binds (SQLite's and PostgreSQL's bigint).
@@ -85,13 +93,9 @@ def backfill_options(
             help=f"Create nothing; exit 1 if any user (of the shard, with --shard) lacks "
             f"{a_row}, else 0 (for monitoring).",
         ),
-        click.option(
-            "--max-seconds",
-            type=click.FloatRange(min=0, min_open=True),
-            default=None,
-            callback=finite,
+        max_seconds_option(
             help="Stop after the batch in flight once this many seconds have passed; "
-            "the next run resumes.",
+            "the next run resumes."
         ),
         click.option(
             "--shard",
@@ -100,30 +104,14 @@ def backfill_options(
             help="Work on shard K of N (users with pk % N == K-1; integer pks only), under "
             f"its own lock, so N processes share one {run}.",
         ),
-        click.option(
-            "--wait",
-            type=click.FloatRange(min=0),
-            default=0,
-            show_default=True,
-            metavar="SECONDS",
-            callback=finite,
-            help="Wait this long for another run's lock instead of exiting 75 at once.",
-        ),
-        click.option(
-            "--jobs",
-            type=click.IntRange(min=1, max=16),
-            default=2,
-            show_default=True,
+        wait_option(),
+        jobs_option(
             help="Batches to run at once, each on its own database connection: the work is "
             "the database server's, so two keep two of its cores busy; --jobs 1 is the "
             "gentlest. SQLite has one writer and always runs one; so does --limit, to stop "
-            "at exactly N.",
+            "at exactly N."
         ),
-        click.option(
-            "--no-lock",
-            is_flag=True,
-            help="Run without the lock (correctness never depends on it).",
-        ),
+        no_lock_option(help="Run without the lock (correctness never depends on it)."),
         format_option(help="json: one object with the figures."),
     ]
 

@@ -26,6 +26,7 @@ SEND_FIGURES = (
     "mails_per_second",
     "stopped",
     "unreachable",
+    "misconfigured",
     "pending",
 )
 
@@ -33,7 +34,8 @@ SEND_FIGURES = (
 def write_send(
     cmd: ClickCommand, result: SendResult, *, destination: str, output_format: str
 ) -> None:
-    """The report of a send run, finished, stopped, or cut short by the mail server."""
+    """The report of a send run, finished, stopped, or cut short by the mail server
+    (unreachable, or refusing our mail settings)."""
     if output_format == "json":
         values = figures(
             result,
@@ -46,10 +48,11 @@ def write_send(
     if cmd.verbosity < 1:
         return
     handled = result.sent + result.failed + result.deferred + result.suppressed
-    if not handled and result.unreachable is None and result.stopped is None:
+    cut_short = result.unreachable is not None or result.misconfigured is not None
+    if not handled and not cut_short and result.stopped is None:
         cmd.stdout.write("Nothing to send: no welcome mail is due.")
         return
-    if handled or result.unreachable is None:
+    if handled or not cut_short:
         cmd.stdout.write(
             f"Sent {result.sent} welcome mail(s) to {destination} in {result.batches} "
             f"batch(es), {result.seconds:.2f} s ({result.mails_per_second:,.0f}/s)."
@@ -78,6 +81,16 @@ def unreachable(result: SendResult) -> CommandError:
         f"mail server unreachable ({result.unreachable}): {result.pending} welcome mail(s) "
         "stay pending; the next run retries.",
         returncode=ExitCode.TEMPFAIL,
+    )
+
+
+def misconfigured(result: SendResult) -> CommandError:
+    """Exit 78 and one line: the server refused our sender address or login (which
+    setting to fix; never its reply), the records wait."""
+    return CommandError(
+        f"mail settings refused: {result.misconfigured}; {result.pending} welcome mail(s) "
+        "stay pending; fix the setting, then run again.",
+        returncode=ExitCode.CONFIG,
     )
 
 

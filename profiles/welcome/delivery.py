@@ -27,10 +27,26 @@ duplicate a killed sender makes; it never loses a mail. The UPDATE and that
 setting go as one simple query (one implicit transaction): one round trip.
 With ``jobs`` senders, each has its one mail in flight: a killed process may
 send up to ``jobs`` mails twice.
+
+A lease is checked before each mail: with less than :func:`lease_margin` left,
+the rest of the batch is given back (pending, due now, the attempt not spent)
+and the next claim takes it with a fresh lease, so a slow batch does not run
+past its lease into another sender's claim. A record whose lease ran out at
+WELCOME_MAIL_MAX_ATTEMPTS (its senders killed on it again and again) is failed
+at the next claim, not claimed again.
+
+What is the record's fault and what is not: a refusal of the recipient or of
+the message is the record's (failed, or retried after a backoff); so is an
+address Django cannot put in a message (a newline, an unparseable address: a
+bulk insert can write one), failed at once with a reason that does not quote
+it. A refusal of our sender address (5xx at MAIL FROM) or of the login is the
+configuration's: the batch is given back untouched and the run stops
+(``misconfigured``), like an unreachable server.
 """
 
 from __future__ import annotations
 
+import email.errors
 import smtplib
 import threading
 import time
@@ -70,6 +86,12 @@ ASYNC_COMMIT = "SELECT set_config('synchronous_commit', 'off', true)"
 # (the server cannot be reached at all) give every record of the batch back.
 Verdict = Literal["permanent", "transient"]
 
+# What Django (or the email package) raises for an address it cannot put in a
+# message: BadHeaderError (a ValueError) for a newline, ValueError for an
+# unparseable address, a UnicodeError, a MessageError from the email package.
+# The record's own fault, for good. Anything else (a bug, the database) is raised.
+UNSENDABLE = (ValueError, email.errors.MessageError)
+
 
 @dataclass(frozen=True)
 class SendResult:
@@ -84,9 +106,13 @@ class SendResult:
     # Why the mail server could not be reached (one line): the run stopped there
     # and gave its unsent records back, pending and due now, attempts unspent.
     unreachable: str | None = None
-    released: int = 0  # records given back unsent (unreachable, or a stop mid-batch)
-    pending: int | None = None  # records pending when an unreachable server stopped the run
+    released: int = 0  # records given back unsent (unreachable, a stop, a lease running low)
+    pending: int | None = None  # records pending when the mail server stopped the run
     jobs: int = 1  # the senders that ran at once (threads, each with its own connections)
+    # The mail settings are wrong (one line naming them, no server reply): the server
+    # refused our sender address or the login. The run stopped there like an
+    # unreachable server's, its unsent records given back.
+    misconfigured: str | None = None
 
     @property
     def mails_per_second(self) -> float:
@@ -120,7 +146,9 @@ def welcome_mails_send(
     ran out (their sender died). ``users``: only these users' records. Stops
     once nothing is due, after ``limit`` records, at the first batch boundary
     after ``max_seconds``, when ``stop`` is asked for (between two mails: the rest
-    of the batch is given back), or when the mail server cannot be reached.
+    of the batch is given back), when the mail server cannot be reached, or when
+    it refuses our sender address or login (``misconfigured``). Records whose
+    lease ran out at WELCOME_MAIL_MAX_ATTEMPTS are failed (counted in ``failed``).
     ``on_batch(done, total)`` gets the records handled so far against those due
     at the start.
 
@@ -128,7 +156,7 @@ def welcome_mails_send(
     connections, each claiming batches of its own (the lease keeps the claims
     apart). One inside a transaction (other connections cannot see its records),
     with ``users`` (a task's few records) and on SQLite (one writer). A signal or
-    an unreachable server stops every sender after its mail in flight; a limit or
+    an unreachable or misconfigured server stops every sender after its mail in flight; a limit or
     max_seconds stops each at its next batch boundary; an error in one stops the
     others after their mail in flight and is raised once they have.
     """
@@ -149,10 +177,10 @@ def welcome_mails_send(
     )
     run.run(jobs=jobs)
     outcomes = run.outcomes
-    unreachable = run.unreachable
+    unreachable, misconfigured = run.unreachable, run.misconfigured
     return SendResult(
         sent=sum(o.sent for o in outcomes),
-        failed=sum(o.failed for o in outcomes),
+        failed=sum(o.failed for o in outcomes) + run.given_up,
         deferred=sum(o.deferred for o in outcomes),
         suppressed=sum(o.suppressed for o in outcomes),
         batches=len(outcomes),
@@ -161,8 +189,13 @@ def welcome_mails_send(
         stop_signal=stop.signum if run.stopped == "signal" else None,
         unreachable=unreachable,
         released=sum(o.released for o in outcomes),
-        pending=_pending_count(using=using) if unreachable is not None else None,
+        pending=(
+            _pending_count(using=using)
+            if unreachable is not None or misconfigured is not None
+            else None
+        ),
         jobs=jobs,
+        misconfigured=misconfigured,
     )
 
 
@@ -198,6 +231,8 @@ class _Run:
         self.outcomes: list[BatchOutcome] = []
         self.stopped: StopReason | None = None
         self.unreachable: str | None = None
+        self.misconfigured: str | None = None
+        self.given_up = 0  # leases that ran out at the last attempt, failed at a claim
         self._handled = 0
         self._reserved = 0  # records of the limit taken by claims in flight
         self._ended = False  # no sender claims another batch
@@ -230,6 +265,10 @@ class _Run:
         """Claim and deliver batches until none is due or the run is to end."""
         renderer = WelcomeRenderer()
         while (size := self._reserve()) is not None:
+            given_up = give_up_abandoned(using=self.using, users=self.users)
+            if given_up:
+                with self._tally:
+                    self.given_up += given_up
             claimed = claim(using=self.using, batch_size=size, users=self.users)
             if not claimed:
                 self._finish(size, None)
@@ -240,7 +279,8 @@ class _Run:
             self._finish(size, outcome)
 
     def _halted(self) -> bool:
-        """Between two mails: a signal, or another sender's unreachable server or error."""
+        """Between two mails: a signal, or another sender's unreachable or misconfigured
+        server, or its error."""
         return self.stop() or self._halt
 
     def _reserve(self) -> int | None:
@@ -279,6 +319,13 @@ class _Run:
             if outcome.unreachable is not None:
                 self.unreachable = self.unreachable or outcome.unreachable
                 self._ended = self._halt = True
+            elif outcome.misconfigured is not None:
+                self.misconfigured = self.misconfigured or outcome.misconfigured
+                self._ended = self._halt = True
+            elif outcome.lease_low and not outcome.handled:
+                # Not one mail within a fresh lease (the server took that long to
+                # answer): claiming again would only give the batch back again.
+                self._ended = True
             elif outcome.stopped:
                 if self.stop():
                     self.stopped = self.stopped or "signal"
@@ -314,14 +361,16 @@ def claim(*, using: str, batch_size: int, users: Sequence[str] | None = None) ->
 
     Expired leases first, then pending records, oldest ``due_at`` first: two
     queries that each read the (status, due_at) index in order and stop at the
-    limit, where one ``status IN (...)`` would sort every due row. PostgreSQL and
+    limit, where one ``status IN (...)`` would sort every due row. An expired lease
+    at WELCOME_MAIL_MAX_ATTEMPTS is not claimed (:func:`give_up_abandoned` fails
+    it). PostgreSQL and
     MariaDB >= 10.6 skip rows another sender is claiming (``SKIP LOCKED``); a
     backend without it waits for that sender instead. SQLite (one writer) claims
     with one ``UPDATE ... RETURNING`` statement per status, which holds the
     write lock from its first read to its last write.
     """
     connection = connections[using]
-    now = timezone.now()
+    now = _now()
     lease = now + timedelta(seconds=settings.WELCOME_MAIL_LEASE_SECONDS)
     rows: list[tuple[Any, Any, int]] = []
     if connection.vendor == "sqlite" and connection.features.can_return_columns_from_insert:
@@ -344,10 +393,35 @@ def claim(*, using: str, batch_size: int, users: Sequence[str] | None = None) ->
     return [Claimed(pk, user_pk, attempts + 1, lease) for pk, user_pk, attempts in rows]
 
 
+def give_up_abandoned(*, using: str, users: Sequence[str] | None = None) -> int:
+    """Fail the records whose lease ran out at WELCOME_MAIL_MAX_ATTEMPTS: each of their
+    senders was killed (or stalled) on them, so one more would likely be too. The
+    reason says after how many attempts; the number failed.
+
+    Safe beside claims and senders: no claim takes these rows (:func:`_due`), and
+    each UPDATE checks the status and the lease's end again (a stalled sender's
+    mark that got there first stands)."""
+    limit = settings.WELCOME_MAIL_MAX_ATTEMPTS
+    abandoned = WelcomeMail.objects.using(using).filter(
+        status=Status.SENDING, due_at__lte=_now(), attempts__gte=limit
+    )
+    if users is not None:
+        abandoned = abandoned.filter(user_id__in=users)
+    failed = 0
+    for attempts in sorted(set(abandoned.values_list("attempts", flat=True))):
+        failed += abandoned.filter(attempts=attempts).update(
+            status=Status.FAILED,
+            reason=f"gave up after {attempts} attempts; the last sender did not finish",
+        )
+    return failed
+
+
 def _due(
     using: str, status: str, now: datetime, users: Sequence[str] | None
 ) -> QuerySet[WelcomeMail]:
     due = WelcomeMail.objects.using(using).filter(status=status, due_at__lte=now)
+    if status == Status.SENDING:  # the last attempt's lease ran out: give_up_abandoned's
+        due = due.filter(attempts__lt=settings.WELCOME_MAIL_MAX_ATTEMPTS)
     if users is not None:
         due = due.filter(user_id__in=users)
     return due.order_by("due_at")
@@ -406,6 +480,8 @@ class BatchOutcome:
     released: int = 0
     unreachable: str | None = None
     stopped: bool = False  # a stop was asked for between two mails
+    misconfigured: str | None = None  # the server refused our sender address or login
+    lease_low: bool = False  # the rest was given back: too little of the lease was left
 
     @property
     def handled(self) -> int:
@@ -428,8 +504,9 @@ def deliver(
 
     A record whose lease is no longer ours (it ran out and another sender took
     it) is sent but not marked: counted nowhere. The server unreachable (at the
-    start, or on reopening after an error), or a stop between two mails: the
-    unsent rest is given back, pending and due now.
+    start, or on reopening after an error) or refusing our sender address or
+    login, a stop between two mails, or less than :func:`lease_margin` of the
+    lease left before a mail: the unsent rest is given back, pending and due now.
     """
     batch = _Batch(
         using=using,
@@ -438,7 +515,36 @@ def deliver(
         renderer=renderer or WelcomeRenderer(),
     )
     batch.run()
-    return BatchOutcome(**batch.counts, unreachable=batch.unreachable, stopped=batch.stopped)
+    return BatchOutcome(
+        **batch.counts,
+        unreachable=batch.unreachable,
+        stopped=batch.stopped,
+        misconfigured=batch.misconfigured,
+        lease_low=batch.lease_low,
+    )
+
+
+def lease_margin(mailer: BaseEmailBackend) -> float:
+    """The least of a lease, in seconds, that must be left to start a mail: a quarter of
+    WELCOME_MAIL_LEASE_SECONDS, or the mail connection's timeout if that is longer,
+    but never more than half the lease.
+
+    A mail takes milliseconds from a healthy server; the margin is for a slow one.
+    The timeout is how long one stalled reply can take before smtplib gives up: a
+    mail started with at least that much left outlives one stalled reply within the
+    lease. A quarter covers a few slow replies and the mark, and the backends that
+    have no timeout. At most half: a fresh lease always sends its first mail, so a
+    batch always gets somewhere.
+    """
+    lease = float(settings.WELCOME_MAIL_LEASE_SECONDS)
+    timeout = getattr(mailer, "timeout", None)
+    wait = float(timeout) if isinstance(timeout, int | float) else 0.0
+    return min(lease / 2, max(lease / 4, wait))
+
+
+def _now() -> datetime:
+    """The time leases are given and checked by (a seam: tests move it on)."""
+    return timezone.now()
 
 
 class _Batch:
@@ -457,7 +563,9 @@ class _Batch:
             ("sent", "failed", "deferred", "suppressed", "released"), 0
         )
         self.unreachable: str | None = None
+        self.misconfigured: str | None = None
         self.stopped = False
+        self.lease_low = False
         self._marks = _Marks(using)
 
     def run(self) -> None:
@@ -468,6 +576,7 @@ class _Batch:
         )
         mailer = mail_connection()
         self._fast = WelcomeRenderer.applies_to(mailer)
+        margin = timedelta(seconds=lease_margin(mailer))
         try:
             if not self._open(mailer, self.claimed):
                 return
@@ -476,15 +585,23 @@ class _Batch:
                     self.stopped = True
                     self._release(self.claimed[index:], reason=None)
                     return
+                if record.lease - _now() < margin:
+                    # Another sender may claim these once the lease runs out: give
+                    # them back now, for a claim with a fresh lease.
+                    self.lease_low = True
+                    self._release(self.claimed[index:], reason=None)
+                    return
                 user = users.get(record.user_pk)
                 if user is None:  # deleted since the claim, and its record with it
                     continue
                 if not recipient(user):
                     self._finish(record, "suppressed", status=Status.SUPPRESSED, reason=NO_ADDRESS)
                     continue
-                if not self._send(mailer, record, user) and not self._open(
-                    mailer, self.claimed[index + 1 :], reopen=True
-                ):
+                sent = self._send(mailer, record, user)
+                if sent is None:  # the configuration's fault: the rest goes back too
+                    self._release(self.claimed[index + 1 :], reason=self._misconfigured_reason())
+                    return
+                if not sent and not self._open(mailer, self.claimed[index + 1 :], reopen=True):
                     return
         finally:
             mailer.close()
@@ -496,20 +613,44 @@ class _Batch:
             if reopen:
                 mailer.close()
             mailer.open()
+        except smtplib.SMTPAuthenticationError as exc:
+            self.misconfigured = (
+                f"{_destination(mailer)} refused the login ({exc.smtp_code}): "
+                "check EMAIL_HOST_USER and EMAIL_HOST_PASSWORD"
+            )
+            self._release(rest, reason=self._misconfigured_reason())
+            return False
         except (OSError, smtplib.SMTPException) as exc:
             self.unreachable = f"{_destination(mailer)}: {first_line(exc)}"
             self._release(rest, reason=f"mail server unreachable ({self.unreachable})")
             return False
         return True
 
-    def _send(self, mailer: BaseEmailBackend, record: Claimed, user: Any) -> bool:
+    def _send(self, mailer: BaseEmailBackend, record: Claimed, user: Any) -> bool | None:
         """Send one mail and mark it; False after a transient error (the connection may
-        be gone: the caller reopens it)."""
+        be gone: the caller reopens it); None when the server refused our sender address
+        (``record`` is given back, ``misconfigured`` set: the caller gives back the rest)."""
         identifier = message_id(user.pk)
         try:
             accepted = self._send_one(mailer, user, identifier)
+        except smtplib.SMTPSenderRefused as exc:
+            if exc.smtp_code < 500:
+                verdict, reason = classify(exc)
+            else:
+                self.misconfigured = (
+                    f"{_destination(mailer)} refused the sender address "
+                    f"({exc.smtp_code}): check DEFAULT_FROM_EMAIL "
+                    f"({settings.DEFAULT_FROM_EMAIL!r}) and the mail settings"
+                )
+                self._release([record], reason=self._misconfigured_reason())
+                return None
         except (OSError, smtplib.SMTPException) as exc:
             verdict, reason = classify(exc)
+        except UNSENDABLE as exc:
+            # Never the exception's text: it quotes the address.
+            verdict = "permanent"
+            reason = f"the address cannot be sent to: {type(exc).__name__}"
+
         else:
             if accepted:
                 self._finish(
@@ -545,6 +686,9 @@ class _Batch:
         connection = mailer.connection  # type: ignore[attr-defined]
         connection.sendmail(rendered.sender, [rendered.to], rendered.data)
         return 1
+
+    def _misconfigured_reason(self) -> str:
+        return f"mail settings refused ({self.misconfigured})"
 
     def _finish(self, record: Claimed, outcome: str, **values: Any) -> None:
         if self._marks.update([record], **values):

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 
 @task()
-def deliver_welcome_mails(user_pks: list[str], using: str = "default") -> dict[str, int]:
+def deliver_welcome_mails(
+    user_pks: list[str], using: str = "default"
+) -> dict[str, int | str | None]:
     """Send the due welcome mails of these users (JSON-safe pks: UUIDs as strings).
 
     Never raises over the mail server: a transient error or an unreachable server
@@ -35,7 +37,9 @@ def deliver_welcome_mails(user_pks: list[str], using: str = "default") -> dict[s
 
 
 @task()
-def deliver_due_welcome_mails(using: str = "default", batch_size: int = 100) -> dict[str, int]:
+def deliver_due_welcome_mails(
+    using: str = "default", batch_size: int = 100
+) -> dict[str, int | str | None]:
     """Send one batch of whatever welcome mails are due, for a worker setup: enqueue it
     from cron or after a sync, as often as there are batches to send. Records another
     worker holds are skipped (its lease), so any number of workers can run it at once."""
@@ -44,14 +48,17 @@ def deliver_due_welcome_mails(using: str = "default", batch_size: int = 100) -> 
     return _figures(welcome_mails_send(using=using, batch_size=batch_size, limit=batch_size))
 
 
-def _figures(result: SendResult) -> dict[str, int]:
-    """A task's return value: JSON, stored by a worker backend with the task's result."""
+def _figures(result: SendResult) -> dict[str, int | str | None]:
+    """A task's return value: JSON, stored by a worker backend with the task's result,
+    so a worker's results also say when the server was unreachable or refused us."""
     return {
         "sent": result.sent,
         "failed": result.failed,
         "deferred": result.deferred,
         "suppressed": result.suppressed,
         "released": result.released,
+        "unreachable": result.unreachable,
+        "misconfigured": result.misconfigured,
     }
 
 

@@ -212,3 +212,51 @@ def test_jobs_must_be_at_least_one(sink):
     _out, err, code = run_command("welcome_mails", "send", "--jobs", "0")
     assert code == 2
     assert "--jobs" in err
+
+
+def test_a_refused_sender_address_exits_78_naming_the_setting(sink):
+    made = pending(3)
+    sink.refuse_sender("553 5.7.1 <webmaster@localhost> not allowed to send for this domain")
+    out, err, code = run_command("welcome_mails", "send", "--batch-size", "2")
+    assert code == 78
+    assert out == ""
+    assert err.startswith(
+        f"mail settings refused: SMTP 127.0.0.1:{sink.port} refused the sender address (553): "
+        "check DEFAULT_FROM_EMAIL ("
+    )
+    assert err.endswith("3 welcome mail(s) stay pending; fix the setting, then run again.")
+    assert len(err.splitlines()) == 1
+    assert "not allowed" not in err  # never the server's reply
+    assert WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count() == 3
+    assert_no_mail_in(out + err, made)
+    values = json.loads(run_command("welcome_mails", "send", "--format", "json")[0])
+    assert values["misconfigured"].startswith(f"SMTP 127.0.0.1:{sink.port} refused the sender")
+    assert (values["sent"], values["failed"], values["pending"]) == (0, 0, 3)
+
+
+def test_a_refused_login_exits_78_naming_the_settings():
+    made = pending(2)
+    with (
+        smtp_sink(login=("welcome", "right")) as server,
+        server.settings(username="welcome", password="wrong"),
+    ):
+        out, err, code = run_command("welcome_mails", "send")
+    assert (code, out) == (78, "")
+    assert "refused the login (535): check EMAIL_HOST_USER and EMAIL_HOST_PASSWORD" in err
+    assert len(err.splitlines()) == 1
+    assert WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count() == 2
+    assert_no_mail_in(out + err, made)
+
+
+def test_an_address_that_cannot_be_sent_fails_its_record_and_the_run_exits_0(sink):
+    made = pending(2)
+    bad = "x@example.com\nBcc: evil@example.com"
+    type(made[0])._default_manager.filter(pk=made[0].pk).update(
+        **{made[0].get_email_field_name(): bad}
+    )
+    out, err, code = run_command("welcome_mails", "send")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[1] == "1 failed (see 'welcome_mails status'; 'retry' sends them again)."
+    assert "evil" not in out
+    assert sink.count() == 1
+    assert WelcomeMail.objects.get(user_id=made[0].pk).status == Status.FAILED

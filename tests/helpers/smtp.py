@@ -5,7 +5,10 @@ asserts what was sent, and sent twice, against the server rather than against
 the records. It can answer chosen recipients with an error (transient 451 or
 permanent 550, at RCPT or after DATA), and hold its reply to a message until the
 test lets it go: a sender then waits mid-batch, and a test kills it there,
-staged by waiting for the sink to have the message, never by sleeping.
+staged by waiting for the sink to have the message, never by sleeping. It can
+refuse the sender (MAIL FROM), ask for a login (``smtp_sink(login=...)``), and run
+a test's action before it replies to a chosen message (:meth:`SmtpSink.before_reply`:
+a test clock moved on is a reply that took that long, with no sleeping).
 
 Like a real MTA it commits a message when its data is complete, before the reply
 (RFC 1047's window): a sender killed while waiting for the reply has the message
@@ -22,7 +25,7 @@ import asyncio
 import socket
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
@@ -30,6 +33,7 @@ from typing import Any
 
 import django
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 from django.test import override_settings
 
 SMTP_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
@@ -53,6 +57,9 @@ class SmtpSink:
         self._data_replies: dict[str, list[str | None]] = {}
         self._rcpt_replies: dict[str, str] = {}
         self._hold_at: int | None = None
+        self._sender_reply: str | None = None
+        self._before_reply: dict[int, Callable[[], None]] = {}
+        self.login: tuple[str, str] | None = None  # set by smtp_sink(login=...)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._released = asyncio.Event()
 
@@ -91,6 +98,17 @@ class SmtpSink:
         with self._lock:
             self._rcpt_replies[address] = reply
 
+    def refuse_sender(self, reply: str = "553 5.7.1 sender address rejected") -> None:
+        """Refuse every sender at MAIL FROM (a server that does not take our address)."""
+        with self._lock:
+            self._sender_reply = reply
+
+    def before_reply(self, n: int, action: Callable[[], None]) -> None:
+        """Run ``action`` (in the server's thread) once the ``n``-th message (counting all
+        received) is in, before the server replies to it: the sender is waiting then."""
+        with self._lock:
+            self._before_reply[n] = action
+
     def hold_at(self, n: int) -> None:
         """Take the ``n``-th message (counting all received) and hold its reply, and every
         later one's, until :meth:`release`."""
@@ -104,9 +122,12 @@ class SmtpSink:
         if self._loop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._released.set)
 
-    def settings(self) -> override_settings:
-        """In-process settings that mail through this server."""
-        options = {"host": "127.0.0.1", "port": self.port, "timeout": 10}
+    def settings(self, *, username: str = "", password: str = "") -> override_settings:
+        """In-process settings that mail through this server (logging in as ``username``
+        with ``password`` when both are given)."""
+        options: dict[str, Any] = {"host": "127.0.0.1", "port": self.port, "timeout": 10}
+        if username and password:
+            options.update(username=username, password=password)
         if django.VERSION >= (6, 1):
             return override_settings(
                 MAILERS={"default": {"BACKEND": SMTP_BACKEND, "OPTIONS": options}}
@@ -116,6 +137,8 @@ class SmtpSink:
             EMAIL_HOST="127.0.0.1",
             EMAIL_PORT=self.port,
             EMAIL_TIMEOUT=10,
+            EMAIL_HOST_USER=username,
+            EMAIL_HOST_PASSWORD=password,
         )
 
     def environment(self) -> dict[str, str]:
@@ -123,6 +146,28 @@ class SmtpSink:
         return {"EMAIL_HOST": "127.0.0.1", "EMAIL_PORT": str(self.port), "EMAIL_TIMEOUT": "10"}
 
     # -- the handler's side (aiosmtpd calls these in the server's thread) --
+
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        with self._lock:
+            refusal = self._sender_reply
+        if refusal is not None:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    def authenticate(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        """aiosmtpd's authenticator: the one login of ``smtp_sink(login=...)``."""
+        ok = (
+            self.login is not None
+            and isinstance(auth_data, LoginPassword)
+            and (auth_data.login.decode(), auth_data.password.decode()) == self.login
+        )
+        return AuthResult(success=ok, handled=False)
 
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
@@ -148,6 +193,9 @@ class SmtpSink:
             if hold:
                 self._loop = asyncio.get_running_loop()
                 self._released.clear()
+            action = self._before_reply.pop(len(self._received), None)
+        if action is not None:
+            action()
         if hold:
             await self._released.wait()
         return "250 2.0.0 accepted"
@@ -161,11 +209,16 @@ class SmtpSink:
 
 
 @contextmanager
-def smtp_sink() -> Iterator[SmtpSink]:
+def smtp_sink(*, login: tuple[str, str] | None = None) -> Iterator[SmtpSink]:
     """An SMTP server on 127.0.0.1 and a free port, for the block; held replies are let
-    go before it stops."""
+    go before it stops. ``login``: it offers AUTH (over plain text: a test server) and
+    takes only this username and password."""
     sink = SmtpSink(free_port())
-    controller = Controller(sink, hostname="127.0.0.1", port=sink.port)
+    auth: dict[str, Any] = {}
+    if login is not None:
+        sink.login = login
+        auth = {"authenticator": sink.authenticate, "auth_require_tls": False}
+    controller = Controller(sink, hostname="127.0.0.1", port=sink.port, **auth)
     controller.start()
     try:
         yield sink

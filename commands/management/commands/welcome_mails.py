@@ -10,7 +10,14 @@ from django.core.management.base import CommandError
 from commands.clickbridge import ClickCommand, django_group, subcommand
 from commands.durations import EXAMPLES, duration_callback
 from commands.exitcodes import ExitCode
-from commands.options import batch_size_option, finite, format_option
+from commands.options import (
+    batch_size_option,
+    format_option,
+    jobs_option,
+    max_seconds_option,
+    no_lock_option,
+    wait_option,
+)
 from commands.options.backfill import backfill_options, datetime_callback
 from commands.progress import progress
 from commands.reports import welcome_delivery as delivery_report
@@ -218,35 +225,17 @@ def suppress_(
     default=None,
     help="Stop after handling this many records.",
 )
-@click.option(
-    "--max-seconds",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    callback=finite,
+@max_seconds_option(
     help="Stop after the batch in flight once this many seconds have passed; the next run "
-    "sends the rest.",
+    "sends the rest."
 )
-@click.option(
-    "--wait",
-    type=click.FloatRange(min=0),
-    default=0,
-    show_default=True,
-    metavar="SECONDS",
-    callback=finite,
-    help="Wait this long for another run's lock instead of exiting 75 at once.",
+@wait_option()
+@no_lock_option(
+    help="Run without the lock (correctness never depends on it: each record is leased)."
 )
-@click.option(
-    "--no-lock",
-    is_flag=True,
-    help="Run without the lock (correctness never depends on it: each record is leased).",
-)
-@click.option(
-    "--jobs",
-    type=click.IntRange(min=1, max=16),
-    default=2,
-    show_default=True,
+@jobs_option(
     help="Senders at once, each claiming its own batches over its own database and mail "
-    "connections. SQLite (one writer) always runs one.",
+    "connections. SQLite (one writer) always runs one."
 )
 @format_option(help="json: one object with the figures.")
 def send_(
@@ -269,8 +258,10 @@ def send_(
     the record after a backoff, up to WELCOME_MAIL_MAX_ATTEMPTS, then it is
     failed, as it is at once on a permanent error ('retry' revives it); a
     failed record does not fail the run ('status --check' reports it). An
-    unreachable mail server stops the run with exit 75, its records pending.
-    Safe from cron: one run per database holds a lock; another exits 75.
+    unreachable mail server stops the run with exit 75, its records pending;
+    one that refuses our sender address (DEFAULT_FROM_EMAIL) or login stops it
+    with exit 78, its records pending. Safe from cron: one run per database
+    holds a lock; another exits 75.
     """
     lock = send_lock(using=database, wait=wait, enabled=not no_lock)
     try:
@@ -293,6 +284,8 @@ def send_(
     )
     if result.unreachable is not None:
         raise delivery_report.unreachable(result)
+    if result.misconfigured is not None:
+        raise delivery_report.misconfigured(result)
     if result.stop_signal is not None:
         raise delivery_report.interrupted(result)
 

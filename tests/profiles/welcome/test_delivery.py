@@ -298,6 +298,227 @@ def test_on_batch_reports_progress_against_what_was_due(sink):
     assert seen == [(2, 3), (3, 3)]
 
 
+# -- what is the record's fault, and what is not --
+
+NEWLINE_ADDRESS = "x@example.com\nBcc: evil@example.com"
+
+
+def set_address(user: Any, value: str) -> None:
+    user_model()._default_manager.filter(pk=user.pk).update(**{user.get_email_field_name(): value})
+
+
+@pytest.mark.any_user_model
+@pytest.mark.parametrize(
+    ("smtp", "bad"),
+    [
+        (True, NEWLINE_ADDRESS),
+        (False, NEWLINE_ADDRESS),  # BadHeaderError from any backend
+        (True, "a@b, evil@example.com"),  # unparseable for the SMTP backend (locmem keeps it)
+    ],
+    ids=["smtp-newline", "locmem-newline", "smtp-two-addresses"],
+)
+def test_an_address_django_cannot_send_fails_its_record_and_the_batch_goes_on(smtp, bad):
+    bad_user, good = bulk_users(2)
+    set_address(bad_user, bad)
+    now = timezone.now()
+    pending([bad_user], due_at=now - timedelta(minutes=1))  # first in the batch
+    pending([good])
+    with smtp_sink() as server, server.settings() if smtp else override_settings():
+        result = welcome_mails_send(using="default")
+        received = server.message_ids()
+    assert (result.sent, result.failed, result.deferred) == (1, 1, 0)
+    failed = record(bad_user)
+    assert failed.status == Status.FAILED
+    assert failed.reason.startswith("the address cannot be sent to: ")
+    assert "evil" not in failed.reason and "@" not in failed.reason
+    assert (record(good).status, record(good).attempts) == (Status.SENT, 1)
+    if smtp:
+        assert received == {message_id(good.pk): 1}
+    else:
+        assert [m.to for m in mail.outbox] == [[address(good)]]
+
+
+def test_a_bad_address_left_leased_by_a_killed_sender_does_not_block_its_batch(sink):
+    # The reviewer's case: the first run died on it (its lease ran out), and every
+    # later run raised on it again, the record behind it leased for ever.
+    bad_user, good = bulk_users(2)
+    set_address(bad_user, NEWLINE_ADDRESS)
+    expired = timezone.now() - timedelta(seconds=1)
+    pending([bad_user], status=Status.SENDING, due_at=expired - timedelta(minutes=1), attempts=1)
+    pending([good], status=Status.SENDING, due_at=expired, attempts=1)
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.failed) == (1, 1)
+    assert (record(bad_user).status, record(bad_user).attempts) == (Status.FAILED, 2)
+    assert record(good).status == Status.SENT
+    assert welcome_mails_send(using="default").batches == 0  # nothing left to claim
+
+
+@override_settings(WELCOME_MAIL_MAX_ATTEMPTS=3)
+def test_a_lease_that_ran_out_at_the_last_attempt_is_failed_not_claimed_again(sink):
+    abandoned, again, live = bulk_users(3)
+    expired = timezone.now() - timedelta(seconds=1)
+    pending([abandoned], status=Status.SENDING, due_at=expired, attempts=3)
+    pending([again], status=Status.SENDING, due_at=expired, attempts=2)
+    pending([live], status=Status.SENDING, due_at=timezone.now() + timedelta(hours=1), attempts=3)
+    assert [c.user_pk for c in claim(using="default", batch_size=10)] == [again.pk]
+    WelcomeMail.objects.filter(user_id=again.pk).update(due_at=expired, attempts=2)
+    result = welcome_mails_send(using="default")
+    assert (result.sent, result.failed) == (1, 1)
+    mail = record(abandoned)
+    assert (mail.status, mail.attempts, mail.reason) == (
+        Status.FAILED,
+        3,
+        "gave up after 3 attempts; the last sender did not finish",
+    )
+    assert (record(again).status, record(again).attempts) == (Status.SENT, 3)
+    assert record(live).status == Status.SENDING  # its sender may still finish
+    assert sink.message_ids() == {message_id(again.pk): 1}
+
+
+class Clock:
+    """The time :mod:`profiles.welcome.delivery` checks leases against: now, plus
+    however far a test moved it on (no sleeping)."""
+
+    def __init__(self, offset: float = 0.0, *, calls: int = 1000) -> None:
+        self.offset = timedelta(seconds=offset)
+        self.calls = calls  # a bound: a run that loops fails instead of hanging
+
+    def advance(self, seconds: float) -> None:
+        self.offset += timedelta(seconds=seconds)
+
+    def __call__(self) -> Any:
+        self.calls -= 1
+        assert self.calls >= 0, "the sender keeps checking: it loops"
+        return timezone.now() + self.offset
+
+
+@override_settings(WELCOME_MAIL_LEASE_SECONDS=300)
+def test_a_lease_running_low_mid_batch_gives_the_rest_back_for_a_fresh_lease(sink, monkeypatch):
+    users = bulk_users(5)
+    now = timezone.now()
+    for i, user in enumerate(users):
+        pending([user], due_at=now - timedelta(minutes=10 - i))
+    clock = Clock()
+    monkeypatch.setattr(delivery_module, "_now", clock)
+    # The second mail's reply takes 240 s of the 300 s lease: 60 s are left, under the
+    # margin (a quarter of the lease, 75 s, above the 10 s timeout).
+    sink.before_reply(2, lambda: clock.advance(240))
+    found: list[list[tuple[str, int]]] = []  # the last three, as each claim found them
+    real_claim = delivery_module.claim
+
+    def claim_(**kwargs: Any) -> Any:
+        found.append([(record(u).status, record(u).attempts) for u in users[2:]])
+        return real_claim(**kwargs)
+
+    monkeypatch.setattr(delivery_module, "claim", claim_)
+    result = welcome_mails_send(using="default", batch_size=5)
+    # The first batch gave its last three back; the next claim took them, fresh lease.
+    assert (result.sent, result.released, result.batches, result.stopped) == (5, 3, 2, None)
+    assert found[1] == [(Status.PENDING, 0)] * 3
+    assert sink.duplicates() == {} and sink.count() == 5
+    assert sink.sessions() == 2
+    assert [(record(u).status, record(u).attempts) for u in users] == [(Status.SENT, 1)] * 5
+
+
+@override_settings(WELCOME_MAIL_LEASE_SECONDS=300)
+def test_a_batch_given_back_before_its_first_mail_ends_the_run(sink, monkeypatch):
+    # Every claim takes 290 s of its 300 s lease (a database that slow): its lease is
+    # near its end before the first mail, and claiming again would only give it back
+    # again.
+    pending(bulk_users(3))
+    clock = Clock(calls=20)
+    monkeypatch.setattr(delivery_module, "_now", clock)
+    real_claim = delivery_module.claim
+
+    def slow_claim(**kwargs: Any) -> Any:
+        claimed = real_claim(**kwargs)
+        clock.advance(290)
+        return claimed
+
+    monkeypatch.setattr(delivery_module, "claim", slow_claim)
+    result = welcome_mails_send(using="default", batch_size=2)
+    assert (result.sent, result.released, result.batches) == (0, 2, 1)
+    assert WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count() == 3
+    assert sink.count() == 0
+
+
+@override_settings(WELCOME_MAIL_LEASE_SECONDS=100)
+def test_the_lease_margin_is_a_quarter_of_the_lease_or_the_timeout_at_most_half():
+    class Mailer:
+        timeout: float | None = None
+
+    mailer = Mailer()
+    assert delivery_module.lease_margin(mailer) == 25
+    mailer.timeout = 40
+    assert delivery_module.lease_margin(mailer) == 40
+    mailer.timeout = 90
+    assert delivery_module.lease_margin(mailer) == 50
+
+
+@pytest.mark.any_user_model
+def test_a_server_refusing_our_sender_gives_the_batch_back_and_stops_the_run(sink):
+    users = bulk_users(3)
+    pending(users, attempts=1)
+    sink.refuse_sender("553 5.7.1 <webmaster@localhost>: sender address rejected")
+    result = welcome_mails_send(using="default", batch_size=2)
+    assert (result.sent, result.failed, result.deferred) == (0, 0, 0)
+    assert (result.released, result.batches, result.pending, result.unreachable) == (2, 1, 3, None)
+    assert result.misconfigured is not None
+    assert result.misconfigured.startswith(f"SMTP 127.0.0.1:{sink.port} refused the sender")
+    assert "553" in result.misconfigured and "DEFAULT_FROM_EMAIL" in result.misconfigured
+    assert "rejected" not in result.misconfigured  # not the server's reply
+    for user in users:
+        mail = record(user)
+        assert (mail.status, mail.attempts) == (Status.PENDING, 1)
+        assert mail.due_at <= timezone.now()
+    assert sink.count() == 0
+
+
+def test_a_temporary_refusal_of_our_sender_stays_the_records(sink):
+    (user,) = bulk_users(1)
+    pending([user])
+    sink.refuse_sender("451 4.3.0 try later")
+    result = welcome_mails_send(using="default")
+    assert (result.deferred, result.misconfigured) == (1, None)
+    assert record(user).reason == "451 4.3.0 try later"
+
+
+@pytest.mark.parametrize("password", ["right", "wrong"])
+def test_a_refused_login_is_a_configuration_error_not_an_unreachable_server(password):
+    users = bulk_users(2)
+    pending(users)
+    with smtp_sink(login=("welcome", "right")) as server:
+        with server.settings(username="welcome", password=password):
+            result = welcome_mails_send(using="default")
+        received = server.count()
+    if password == "right":
+        assert (result.sent, result.misconfigured, received) == (2, None, 2)
+        return
+    assert (result.sent, result.released, result.unreachable) == (0, 2, None)
+    assert result.misconfigured is not None
+    assert "EMAIL_HOST_USER" in result.misconfigured and "535" in result.misconfigured
+    assert all((record(u).status, record(u).attempts) == (Status.PENDING, 0) for u in users)
+    assert "mail settings refused" in record(users[0]).reason
+    assert received == 0
+
+
+def test_a_task_meeting_a_refused_sender_does_not_raise_and_leaves_the_records_pending(sink):
+    from profiles.welcome.tasks import deliver_welcome_mails
+
+    try:
+        from django.tasks import TaskResultStatus
+    except ImportError:  # Django 5.2 with django-tasks
+        from django_tasks import TaskResultStatus  # type: ignore[assignment,no-redef,unused-ignore]
+
+    (user,) = bulk_users(1)
+    pending([user])
+    sink.refuse_sender()
+    task = deliver_welcome_mails.enqueue(user_pks=[str(user.pk)], using="default")
+    assert task.status == TaskResultStatus.SUCCESSFUL
+    assert task.return_value["released"] == 1
+    assert (record(user).status, record(user).attempts) == (Status.PENDING, 0)
+
+
 # -- retry --
 
 

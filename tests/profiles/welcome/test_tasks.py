@@ -143,6 +143,8 @@ def test_smtp_errors_are_the_records_not_the_tasks(sink):
         "deferred": 1,
         "suppressed": 0,
         "released": 0,
+        "unreachable": None,
+        "misconfigured": None,
     }
     assert [record(u).status for u in made] == [Status.FAILED, Status.PENDING]
 
