@@ -19,9 +19,31 @@ _WAITING = {
     "WHERE trx_mysql_thread_id = %s",
 }
 
+# The lock view: does any session of this database wait for a lock now?
+_ANY_WAITING = {
+    "postgresql": "SELECT count(*) > 0 FROM pg_stat_activity "
+    "WHERE wait_event_type = 'Lock' AND datname = current_database()",
+    "mysql": "SELECT count(*) > 0 FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'",
+}
+
 # InnoDB refreshes INNODB_TRX only once it has gone unread for 0.1 s: read more
 # often, and every read gets the same stale copy.
 _MYSQL_READ_EVERY = 0.15
+
+
+def lock_view_interval(observer: BaseDatabaseWrapper) -> float:
+    """How often to read the lock view, for a ``wait_until`` on it."""
+    return _MYSQL_READ_EVERY if observer.vendor == "mysql" else 0.02
+
+
+def some_session_waits(observer: BaseDatabaseWrapper) -> bool:
+    """Whether any session waits for a lock, e.g. a child process's whose id we do not
+    know. SQLite has no lock view (and one writer: its batch waits anyway): True."""
+    if observer.vendor not in _ANY_WAITING:
+        return True
+    with observer.cursor() as cursor:
+        cursor.execute(_ANY_WAITING[observer.vendor])
+        return bool(cursor.fetchone()[0])
 
 
 @contextmanager
@@ -70,5 +92,4 @@ def wait_until_waiting(
         assert not work.done(), f"finished without waiting for a lock: {work.result()!r}"
         return False
 
-    interval = _MYSQL_READ_EVERY if observer.vendor == "mysql" else 0.02
-    wait_until(waiting, timeout=timeout, interval=interval)
+    wait_until(waiting, timeout=timeout, interval=lock_view_interval(observer))

@@ -14,7 +14,7 @@ from dbtools.locks import LockHeld, database_lock
 from profiles import sql
 from profiles.models import WelcomeMail
 from profiles.welcome.records import pending_values
-from tests.helpers.locking import other_connection
+from tests.helpers.locking import lock_view_interval, other_connection, some_session_waits
 from tests.helpers.processes import spawned, wait_until
 from tests.helpers.users import bulk_users, users
 
@@ -22,12 +22,6 @@ from tests.helpers.users import bulk_users, users
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CUTOFF = datetime(2024, 6, 1, tzinfo=timezone.utc)
-# The lock view: sessions of this database waiting for a row lock now.
-_WAITING = {
-    "postgresql": "SELECT count(*) FROM pg_stat_activity "
-    "WHERE wait_event_type = 'Lock' AND datname = current_database()",
-    "mysql": "SELECT count(*) FROM information_schema.INNODB_TRX WHERE trx_state = 'LOCK WAIT'",
-}
 
 
 def lock_held(name: str = "welcome_mails_sync") -> bool:
@@ -36,15 +30,6 @@ def lock_held(name: str = "welcome_mails_sync") -> bool:
             return False
     except LockHeld:
         return True
-
-
-def a_session_waits() -> bool:
-    """Some session waits for a lock (SQLite has no lock view: its writer waits anyway)."""
-    if connection.vendor not in _WAITING:
-        return True
-    with connection.cursor() as cursor:
-        cursor.execute(_WAITING[connection.vendor])
-        return int(cursor.fetchone()[0]) > 0
 
 
 def assert_every_user_has_exactly_one_record():
@@ -71,7 +56,11 @@ def test_a_second_run_exits_75_while_the_first_holds_the_lock(manage):
         args = ["welcome_mails", "sync", "--jobs", "1", "--batch-size", "100", "--format", "json"]
         with spawned(*args, env=patient) as first:
             # It holds the run lock, and its first batch waits for the receiver's row.
-            wait_until(lambda: lock_held() and a_session_waits(), first)
+            wait_until(
+                lambda: lock_held() and some_session_waits(connection),
+                first,
+                interval=lock_view_interval(connection),
+            )
             second = manage("welcome_mails", "sync", timeout=60)
             assert second.returncode == 75, second.stderr
             assert second.stderr.strip().count("\n") == 0
