@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "seeding.apps.SeedingConfig",
     "commands.apps.CommandsConfig",
     "signalmatrix.apps.SignalMatrixConfig",
+    "signalaudit.apps.SignalAuditConfig",
     # Last: it makes receivers of the apps above switchable once they are connected.
     "switches.apps.SwitchesConfig",
 ]

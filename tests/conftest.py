@@ -11,6 +11,9 @@ import pytest
 
 from tests.helpers.processes import SYSTEM_TESTS, Environment, completed
 
+# The one line a project adds to fail tests on writes that skip receivers (docs/audit.md).
+pytest_plugins = ["signalaudit.pytest_plugin"]
+
 # The seed of the fault tests' random moments (tests/system/test_faults.py): printed in
 # the header, so FAULT_SEED=<it> replays a red run, or one test of it (see fault_random).
 FAULT_SEED = int(os.environ.get("FAULT_SEED") or time.time_ns() % 10**6)

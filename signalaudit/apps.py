@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+from django.conf import settings
+
+
+class SignalAuditConfig(AppConfig):
+    name = "signalaudit"
+    verbose_name = "Signal audit"
+
+    def ready(self) -> None:
+        from signalaudit import processwide
+
+        mode = processwide.mode_from(getattr(settings, "SIGNAL_AUDIT", None))
+        if mode != "off":  # off: nothing is connected, nothing costs
+            processwide.enable(mode)
