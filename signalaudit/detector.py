@@ -19,12 +19,12 @@ began. A write path of one's own reports itself with :func:`report_write`, as
 from __future__ import annotations
 
 import contextvars
-import re
 import sys
 import threading
 import weakref
 from collections.abc import Callable, Iterable
 from contextlib import ContextDecorator
+from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, Protocol
 
@@ -33,14 +33,14 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.signals import connection_created
 from django.db.models import Model
+from django.dispatch import Signal
 
 from signalaudit import paths
 from signalaudit.report import AuditReport, Skip, SkippedReceiver
-from signalaudit.statements import Target, Write, written_tables
+from signalaudit.statements import Target, Write, parse
 from switches.introspection import dotted_name, live_receivers
 
 _UID = "signalaudit.detector.attach"
-_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
 class Sink(Protocol):
@@ -64,10 +64,11 @@ def start(sink: Sink) -> None:
     with _lock:
         if not _sinks:
             _learn_models()
+            _plans.clear()
             connection_created.connect(_on_connection_created, dispatch_uid=_UID, weak=False)
-            for connection in connections.all(initialized_only=True):
-                _attach(connection)
         _sinks = (*_sinks, sink)
+        for connection in connections.all(initialized_only=True):
+            _attach(connection)
 
 
 def stop(sink: Sink) -> None:
@@ -163,113 +164,212 @@ class signal_skips_expected(ContextDecorator):
 def report_write(
     *, model: type[Model], write: Write, rows: int | None, using: str, operation: str
 ) -> None:
-    """Report a write the execute wrapper cannot see (a COPY), as if it had seen it."""
+    """Report a write the execute wrapper cannot see (a COPY), as if it had seen it.
+
+    The call site is the caller's line (or the first frame outside Django and
+    the detector above it); a no-op while no audit is active.
+    """
     if not _sinks:
         return
-    _check(
-        model_writes=[(model, {write})],
-        rows=rows,
-        using=using,
-        statement=operation,
-        frame=sys._getframe(1),
-        operation=operation,
+    watched = _Watched(
+        model=model, writes=frozenset({write}), signals=_signals_for(model, {write}), alone=True
     )
+    needed = _needed(watched)
+    if needed and rows != 0:
+        _check(watched, needed, rows, using, operation, sys._getframe(1), operation)
 
 
 # -- the wrapper --
 
 
+@dataclass(frozen=True)
+class _Watched:
+    """A model whose table a statement writes, and what its receivers would have needed."""
+
+    model: type[Model]
+    writes: frozenset[Write]
+    signals: tuple[tuple[str, Signal], ...]
+    # The statement's row count is this model's alone; else it is shared or not this model's.
+    alone: bool
+    # A count of 0 means this model got no row (its table's target is counted).
+    counted: bool = True
+
+
+@dataclass(frozen=True)
+class _Plan:
+    watched: tuple[_Watched, ...]
+    # On SQLite the rows are counted in ways of their own (_rowcount).
+    sqlite: bool
+    returning: bool
+    values_rows: int | None
+    # sqlite3 gives no rowcount for a statement that starts with WITH: total_changes does.
+    count_changes: bool
+    # The driver's count is not the rows written (MySQL counts an upserted row twice).
+    count_inexact: bool
+
+
+_UNREAD: Any = object()  # the cursor's rowcount, not read yet
+
+
+# vendor -> SQL text -> what it writes of watched models (None: nothing); cleared by start().
+_plans: dict[str, dict[str, _Plan | None]] = {}
+_PLANS_SIZE = 4096
+
+
 def _audited_execute(
     execute: Callable[..., Any], sql: Any, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
-    result = execute(sql, params, many, context)
-    if not _sinks or not isinstance(sql, str):
-        return result
-    targets = written_tables(sql)
-    if targets:
-        model_writes = _model_writes(targets)
-        if model_writes:
-            connection = context["connection"]
-            _check(
-                model_writes=model_writes,
-                rows=_rows(context["cursor"], connection, sql),
-                using=connection.alias,
-                statement=sql,
-                frame=sys._getframe(1),
-                operation=None,
-            )
+    # The hot path: per statement a dict lookup; the stack only for writes with receivers.
+    if not _sinks or sql.__class__ is not str:
+        return execute(sql, params, many, context)
+    connection = context["connection"]
+    try:
+        plan = _plans[connection.vendor][sql]
+    except KeyError:
+        plan = _plan(sql, connection.vendor)
+    if plan is None:
+        return execute(sql, params, many, context)
+    if plan.count_changes:
+        raw = connection.connection
+        before = raw.total_changes
+        result = execute(sql, params, many, context)
+        changes = raw.total_changes - before
+    else:
+        result = execute(sql, params, many, context)
+        changes = None
+    rowcount = _UNREAD
+    for watched in plan.watched:
+        needed = _needed(watched)
+        if not needed:
+            continue
+        if rowcount is _UNREAD:
+            rowcount = _rowcount(plan, context["cursor"], changes)
+        rows = _rows(watched, plan, rowcount)
+        if rows != 0:
+            frame = sys._getframe(1)
+            _check(watched, needed, rows, connection.alias, sql, frame, None)
     return result
 
 
-def _rows(cursor: Any, connection: BaseDatabaseWrapper, sql: str) -> int | None:
-    """The rows the statement wrote; None when the driver cannot say yet."""
+def _rowcount(plan: _Plan, cursor: Any, changes: int | None) -> int | None:
+    """The rows the statement wrote, as the driver counts them; None when it cannot say.
+
+    On SQLite, sqlite3 counts a RETURNING statement's rows only as they are
+    fetched (and SQLite its total_changes only once it completed): there, the
+    rows of the VALUES list it writes each of, else unknown. A statement
+    sqlite3 does not take for DML (one that starts with WITH) has no rowcount;
+    the change in total_changes (``changes``) has its rows.
+    """
+    if plan.sqlite and plan.returning:
+        return plan.values_rows
     rowcount = getattr(cursor, "rowcount", -1)
     if rowcount is None or rowcount < 0:
-        return None
-    if rowcount == 0 and connection.vendor == "sqlite" and _RETURNING.search(sql):
-        # sqlite3 counts a RETURNING statement's rows only once they are fetched.
-        return None
+        return changes
     return int(rowcount)
 
 
-def _model_writes(targets: Iterable[Target]) -> list[tuple[type[Model], set[Write]]]:
-    writes: dict[type[Model], set[Write]] = {}
-    for target in targets:
-        for model in _models_by_table.get(target.table.lower(), ()):
-            writes.setdefault(model, set()).add(target.write)
-    return list(writes.items())
+def _rows(watched: _Watched, plan: _Plan, rowcount: int | None) -> int | None:
+    """The rows of ``watched``'s table the statement wrote: 0 for none, None when unknown."""
+    if rowcount == 0:
+        return 0 if watched.counted else None
+    if plan.count_inexact or not watched.alone:
+        return None
+    return rowcount
+
+
+def _plan(sql: str, vendor: str) -> _Plan | None:
+    statement = parse(sql, dialect=vendor)
+    plan = None
+    if statement.targets:
+        counted_tables = {t.table.lower() for t in statement.targets if t.counted}
+        by_model: dict[type[Model], list[Target]] = {}
+        for target in statement.targets:
+            for model in _models_by_table.get(target.table.lower(), ()):
+                by_model.setdefault(model, []).append(target)
+        watched = tuple(
+            _Watched(
+                model=model,
+                writes=frozenset(t.write for t in targets),
+                signals=signals,
+                alone=len(counted_tables) == 1 and all(t.counted for t in targets),
+                counted=all(t.counted for t in targets),
+            )
+            for model, targets in by_model.items()
+            if (signals := _signals_for(model, {t.write for t in targets}))
+        )
+        if watched:
+            plan = _Plan(
+                watched=watched,
+                sqlite=vendor == "sqlite",
+                returning=statement.returning,
+                count_changes=vendor == "sqlite" and statement.verb == "with",
+                values_rows=statement.values_rows,
+                count_inexact=vendor == "mysql" and statement.upsert,
+            )
+    plans = _plans.setdefault(vendor, {})
+    if len(plans) >= _PLANS_SIZE:
+        plans.clear()  # as the statement cache: a bound, not an LRU
+    plans[sql] = plan
+    return plan
+
+
+def _needed(watched: _Watched) -> paths.Sent:
+    """The receivers a write of this kind would have run, by (signal, id)."""
+    return {
+        (name, id(receiver))
+        for name, signal in watched.signals
+        for receiver in live_receivers(signal, watched.model)
+    }
 
 
 def _check(
-    *,
-    model_writes: list[tuple[type[Model], set[Write]]],
+    watched: _Watched,
+    needed: paths.Sent,
     rows: int | None,
     using: str,
     statement: str,
     frame: FrameType,
     operation: str | None,
 ) -> None:
-    if rows == 0:
-        return  # no row written: no receiver would have run
-    for model, writes in model_writes:
-        needed = _needed(model, writes)
-        if not needed:
-            continue
-        missing, found_operation, site = paths.walk(frame, set(needed))
-        if not missing:
-            continue
-        skip = Skip(
-            model=model._meta.label,
-            operation=operation or found_operation or "raw SQL",
-            write=_main_write(writes).value,
-            rows=rows,
-            receivers=tuple(sorted({needed[key] for key in missing})),
-            site=site,
-            database=using,
-            statement=statement[:200],
-            expected=_expected.get(),
-        )
-        for sink in _sinks:
-            sink.record(skip)
+    """Record a skip when no path on the stack sent all of ``needed``."""
+    model = watched.model
+    missing = paths.unsent(frame, model, needed)
+    if not missing:
+        return
+    found_operation, site = paths.call_site(frame)
+    names = {
+        (name, id(receiver)): SkippedReceiver(dotted_name(receiver), name)
+        for name, signal in watched.signals
+        for receiver in live_receivers(signal, model)
+    }
+    skip = Skip(
+        model=model._meta.label,
+        operation=operation or found_operation or "raw SQL",
+        write=_main_write(watched.writes).value,
+        rows=rows,
+        receivers=tuple(sorted({names[key] for key in missing if key in names})),
+        site=site,
+        database=using,
+        statement=statement[:200],
+        expected=_expected.get(),
+    )
+    for sink in _sinks:
+        sink.record(skip)
 
 
-def _needed(model: type[Model], writes: set[Write]) -> dict[tuple[str, int], SkippedReceiver]:
-    """The receivers a write of this kind would have run through Django's paths, by key."""
-    pairs: tuple[tuple[str, Any], ...] = ()
+def _signals_for(model: type[Model], writes: set[Write]) -> tuple[tuple[str, Signal], ...]:
+    """The signals Django's paths send for a write of these kinds to ``model``'s table."""
+    pairs: tuple[tuple[str, Signal], ...] = ()
     if writes & {Write.INSERT, Write.UPDATE}:
         pairs += paths.SAVE_SIGNALS
     if Write.DELETE in writes:
         pairs += paths.DELETE_SIGNALS
     if model in _through_models and writes & {Write.INSERT, Write.DELETE}:
         pairs += paths.M2M_SIGNALS
-    return {
-        (name, id(receiver)): SkippedReceiver(dotted_name(receiver), name)
-        for name, signal in pairs
-        for receiver in live_receivers(signal, model)
-    }
+    return pairs
 
 
-def _main_write(writes: set[Write]) -> Write:
+def _main_write(writes: Iterable[Write]) -> Write:
     return next(w for w in Write if w in writes)
 
 
@@ -298,4 +398,8 @@ def _attach(connection: BaseDatabaseWrapper) -> None:
 
 
 def _on_connection_created(sender: Any, connection: BaseDatabaseWrapper, **kwargs: Any) -> None:
-    _attach(connection)
+    # Under the lock, and only while active: a thread connecting as the last audit
+    # ends must not leave the wrapper behind.
+    with _lock:
+        if _sinks:
+            _attach(connection)
