@@ -27,7 +27,11 @@ class ExitCode(IntEnum):
         return member
 
     OK = 0, "done, or nothing to do"
-    FAILED = 1, "failed: a database or unexpected error, or a --check found work left undone"
+    FAILED = (
+        1,
+        "failed: a database or unexpected error, a --check found work left undone, "
+        "or --fail-on-skip found a write that skipped receivers",
+    )
     USAGE = 2, "bad usage: an option or argument is invalid; nothing was written"
     TEMPFAIL = (
         75,

@@ -33,6 +33,7 @@ COMMANDS = [
     "purge_seeded",
     "receivers",
     "signal_matrix",
+    "signal_audit",
     "welcome_mails",
 ]
 
