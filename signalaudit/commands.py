@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from io import TextIOBase
 from typing import IO
 
-from django.core.management import call_command, get_commands
-from django.core.management.base import CommandError
+from django.core.management import call_command, get_commands, load_command_class
+from django.core.management.base import BaseCommand, CommandError
 
 from dbtools.errors import UsageError
 from signalaudit.detector import audit_signal_skips
@@ -67,6 +67,7 @@ def command_audit(
     known = get_commands()
     if command not in known:
         raise UsageError(_unknown(command, known))
+    _parse(command, known[command], args)
     error: CommandError | SystemExit | None = None
     with audit_signal_skips() as report:
         try:
@@ -74,6 +75,21 @@ def command_audit(
         except (CommandError, SystemExit) as exc:
             error = exc
     return CommandAudit(command=command, args=tuple(args), report=report, error=error)
+
+
+def _parse(command: str, app: str | BaseCommand, args: Sequence[str]) -> None:
+    """Parse ``args`` as the command would, before it runs: its bad usage is exit 2.
+
+    ``call_command`` turns an argparse error into a CommandError with code 1,
+    where the command's own command line exits 2. (This project's click
+    commands parse in the run itself and keep their 2.)
+    """
+    loaded = app if isinstance(app, BaseCommand) else load_command_class(app, command)
+    parser = loaded.create_parser("manage.py", command)
+    try:
+        parser.parse_args([str(arg) for arg in args])
+    except CommandError as exc:
+        raise UsageError(f"{command}: {exc}") from exc
 
 
 def _unknown(command: str, known: Iterable[str]) -> str:

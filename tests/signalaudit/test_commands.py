@@ -87,6 +87,23 @@ def test_a_usage_error_of_the_command_keeps_exit_2_and_nothing_is_written():
     assert not users().exists()
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [((), "No database fixture specified"), (("--bogus",), "unrecognized arguments: --bogus")],
+)
+def test_a_django_commands_bad_usage_is_refused_as_its_command_line_would_before_it_runs(
+    args, message, monkeypatch
+):
+    from django.core.management.commands import loaddata
+
+    ran = []
+    monkeypatch.setattr(loaddata.Command, "handle", lambda self, *a, **o: ran.append(a))
+    with pytest.raises(UsageError, match=message):
+        audited("loaddata", *(("fixture.json", *args) if args else args))
+    assert ran == [] and not detector.active()
+
+
 def test_a_command_that_calls_sys_exit_keeps_its_code(monkeypatch):
     monkeypatch.setattr(check.Command, "handle", lambda self, *args, **options: sys.exit(3))
     audit, _, _ = audited("check")
