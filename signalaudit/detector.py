@@ -2,23 +2,27 @@
 
 Django's documented ``execute_wrappers`` see every statement that goes through
 its cursor wrapper. While active, the wrapper is put on every connection this
-thread has, and on every connection any thread opens (``connection_created``),
-so ``--jobs`` threads are seen too. A statement that writes rows of a model
-with receivers for that kind of write is checked against the stack
+thread has, on every connection it was ever put on (a ``sync_to_async`` worker
+thread outlives an audit, and so does its connection), and on every connection
+any thread opens (``connection_created``), so ``--jobs`` threads are seen
+too. A statement that writes rows of a model with receivers for that kind of
+write is checked against the stack
 (:mod:`signalaudit.paths`): the receivers no signal-sending path ran are
 reported, with the call site. When the last audit ends, the wrapper and the
 receiver are removed again: inactive, the detector costs nothing at all.
 
 Blind spots, by construction: writes that do not go through Django's cursor
 wrapper (psycopg's ``copy()`` and other raw DB-API cursors, other processes,
-triggers, ``dbshell``) and connections other threads opened before the audit
-began. A write path of one's own reports itself with :func:`report_write`, as
+triggers, ``dbshell``) and connections other threads opened before the first
+audit began. A write path of one's own reports itself with :func:`report_write`, as
 ``seed_users --via bulk`` does for its COPY.
 """
 
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 import sys
 import threading
 import weakref
@@ -26,7 +30,7 @@ from collections.abc import Callable, Iterable
 from contextlib import ContextDecorator
 from dataclasses import dataclass
 from types import FrameType, TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from django.apps import apps
 from django.db import connections
@@ -35,7 +39,7 @@ from django.db.backends.signals import connection_created
 from django.db.models import Model
 from django.dispatch import Signal
 
-from signalaudit import paths
+from signalaudit import paths, statements
 from signalaudit.report import AuditReport, Skip, SkippedReceiver
 from signalaudit.statements import Target, Write, parse
 from switches.introspection import dotted_name, live_receivers
@@ -50,11 +54,15 @@ class Sink(Protocol):
 # Replaced, never mutated: the wrapper reads it without the lock.
 _sinks: tuple[Sink, ...] = ()
 _lock = threading.RLock()
+# Every connection the wrapper was ever put on; never cleared, so that start() finds
+# again the connections of threads that outlive an audit (sync_to_async's worker).
 _attached: weakref.WeakSet[BaseDatabaseWrapper] = weakref.WeakSet()
 _models_by_table: dict[str, tuple[type[Model], ...]] = {}
 _through_models: frozenset[type[Model]] = frozenset()
-_expected: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "signal_skips_expected", default=None
+# The reasons of the signal_skips_expected() blocks this thread or task is in, innermost
+# last: a value of its own per context, so no token is shared between threads.
+_expected: contextvars.ContextVar[tuple[str, ...]] = contextvars.ContextVar(
+    "signal_skips_expected", default=()
 )
 
 
@@ -67,7 +75,7 @@ def start(sink: Sink) -> None:
             _plans.clear()
             connection_created.connect(_on_connection_created, dispatch_uid=_UID, weak=False)
         _sinks = (*_sinks, sink)
-        for connection in connections.all(initialized_only=True):
+        for connection in (*_attached, *connections.all(initialized_only=True)):
             _attach(connection)
 
 
@@ -75,7 +83,10 @@ def stop(sink: Sink) -> None:
     """No more skips to ``sink``; the last one takes the wrapper off every connection."""
     global _sinks
     with _lock:
-        _sinks = tuple(s for s in _sinks if s is not sink)
+        # One entry: the same report may be the sink of two nested audits.
+        at = next((i for i in reversed(range(len(_sinks))) if _sinks[i] is sink), None)
+        if at is not None:
+            _sinks = _sinks[:at] + _sinks[at + 1 :]
         if _sinks:
             return
         connection_created.disconnect(dispatch_uid=_UID)
@@ -83,14 +94,42 @@ def stop(sink: Sink) -> None:
             # Another thread's list: remove() takes ours only, wherever it stands.
             if _audited_execute in connection.execute_wrappers:
                 connection.execute_wrappers.remove(_audited_execute)
-        _attached.clear()
+        # Audits are rare and their SQL texts many: none is kept once they are over.
+        _plans.clear()
+        statements.clear_cache()
 
 
 def active() -> bool:
     return bool(_sinks)
 
 
-class audit_signal_skips(ContextDecorator):
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+class _FreshContextDecorator(ContextDecorator):
+    """A decorator that enters a new instance per call, and awaits a coroutine inside it.
+
+    ContextDecorator enters the decorating instance itself on every call, so a
+    recursive call or a second thread would share its state; and around an
+    ``async def`` it would be entered while the coroutine is created, not run.
+    """
+
+    def _recreate_cm(self) -> Any:
+        raise NotImplementedError
+
+    def __call__(self, func: _Function) -> _Function:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def awaited(*args: Any, **kwargs: Any) -> Any:
+                with self._recreate_cm():
+                    return await func(*args, **kwargs)
+
+            return cast("_Function", awaited)
+        return super().__call__(func)
+
+
+class audit_signal_skips(_FreshContextDecorator):
     """Collect the writes that skipped receivers, in every thread, while the block runs.
 
     ::
@@ -100,8 +139,10 @@ class audit_signal_skips(ContextDecorator):
         for site in report.sites():
             print(site.model, site.operation, site.site, site.receiver_names)
 
-    As a decorator, each call is audited and the latest report is
-    ``decorator.report``; ``report=`` collects into a report of one's own.
+    As a decorator, each call is audited on its own (recursive calls, threads
+    and ``async def`` functions too) and the report of the call that started
+    latest is ``decorator.report``; ``report=`` collects every call into a
+    report of one's own.
     With ``fail=True`` the block raises
     :class:`SignalSkipsFound` when it made a skip that was not expected.
     """
@@ -110,9 +151,17 @@ class audit_signal_skips(ContextDecorator):
         self.fail = fail
         self._given = report
         self.report = report or AuditReport()
+        self._decorator: audit_signal_skips | None = None  # for a call's own instance
+
+    def _recreate_cm(self) -> audit_signal_skips:
+        call = audit_signal_skips(fail=self.fail, report=self._given)
+        call._decorator = self
+        return call
 
     def __enter__(self) -> AuditReport:
         self.report = self._given or AuditReport()
+        if self._decorator is not None:
+            self._decorator.report = self.report
         start(self.report)
         return self.report
 
@@ -136,7 +185,7 @@ class SignalSkipsFound(AssertionError):
         super().__init__(f"{len(lines)} write(s) skipped receivers:\n" + "\n".join(lines))
 
 
-class signal_skips_expected(ContextDecorator):
+class signal_skips_expected(_FreshContextDecorator):
     """Declare the set-based writes in this block intentional: reported as expected, with why.
 
     ::
@@ -145,20 +194,24 @@ class signal_skips_expected(ContextDecorator):
             User.objects.bulk_create(users)
 
     It holds for this thread or task (a context variable): a thread the block
-    starts must enter it too, or run in a copy of this context.
+    starts must enter it too, or run in a copy of this context. One instance
+    may be entered by several threads or tasks at once; as a decorator of an
+    ``async def``, it holds while the coroutine runs.
     """
 
     def __init__(self, reason: str) -> None:
         if not reason.strip():
             raise ValueError("signal_skips_expected() needs the reason the skips are intended.")
         self.reason = reason
-        self._tokens: list[contextvars.Token[str | None]] = []
+
+    def _recreate_cm(self) -> signal_skips_expected:
+        return self  # its state is the context variable's, one per thread or task
 
     def __enter__(self) -> None:
-        self._tokens.append(_expected.set(self.reason))
+        _expected.set((*_expected.get(), self.reason))
 
     def __exit__(self, *exc: object) -> None:
-        _expected.reset(self._tokens.pop())
+        _expected.set(_expected.get()[:-1])
 
 
 def report_write(
@@ -202,7 +255,7 @@ class _Plan:
     sqlite: bool
     returning: bool
     values_rows: int | None
-    # sqlite3 gives no rowcount for a statement that starts with WITH: total_changes does.
+    # sqlite3 gives no rowcount for a statement that starts with WITH: SQLite's changes() does.
     count_changes: bool
     # The driver's count is not the rows written (MySQL counts an upserted row twice).
     count_inexact: bool
@@ -211,7 +264,8 @@ class _Plan:
 _UNREAD: Any = object()  # the cursor's rowcount, not read yet
 
 
-# vendor -> SQL text -> what it writes of watched models (None: nothing); cleared by start().
+# vendor -> SQL text -> what it writes of watched models (None: nothing); cleared when the
+# first audit starts (the models may have changed) and when the last one ends.
 _plans: dict[str, dict[str, _Plan | None]] = {}
 _PLANS_SIZE = 4096
 
@@ -229,14 +283,8 @@ def _audited_execute(
         plan = _plan(sql, connection.vendor)
     if plan is None:
         return execute(sql, params, many, context)
-    if plan.count_changes:
-        raw = connection.connection
-        before = raw.total_changes
-        result = execute(sql, params, many, context)
-        changes = raw.total_changes - before
-    else:
-        result = execute(sql, params, many, context)
-        changes = None
+    result = execute(sql, params, many, context)
+    changes = _sqlite_changes(connection) if plan.count_changes else None
     rowcount = _UNREAD
     for watched in plan.watched:
         needed = _needed(watched)
@@ -251,6 +299,21 @@ def _audited_execute(
     return result
 
 
+def _sqlite_changes(connection: BaseDatabaseWrapper) -> int | None:
+    """The rows the statement just completed wrote itself, as SQLite's changes() counts them.
+
+    Not total_changes: it also counts the rows triggers and foreign key actions
+    (ON DELETE CASCADE) wrote. changes() is the rows of the last INSERT, UPDATE
+    or DELETE that completed (this one: it was not a RETURNING statement, which
+    _rowcount counts otherwise), and nothing else. None if it cannot be read.
+    """
+    try:
+        row = connection.connection.execute("SELECT changes()").fetchone()
+    except Exception:
+        return None
+    return int(row[0]) if row else None
+
+
 def _rowcount(plan: _Plan, cursor: Any, changes: int | None) -> int | None:
     """The rows the statement wrote, as the driver counts them; None when it cannot say.
 
@@ -258,7 +321,7 @@ def _rowcount(plan: _Plan, cursor: Any, changes: int | None) -> int | None:
     fetched (and SQLite its total_changes only once it completed): there, the
     rows of the VALUES list it writes each of, else unknown. A statement
     sqlite3 does not take for DML (one that starts with WITH) has no rowcount;
-    the change in total_changes (``changes``) has its rows.
+    SQLite's changes() (``changes``) has its rows.
     """
     if plan.sqlite and plan.returning:
         return plan.values_rows
@@ -314,12 +377,8 @@ def _plan(sql: str, vendor: str) -> _Plan | None:
 
 
 def _needed(watched: _Watched) -> paths.Sent:
-    """The receivers a write of this kind would have run, by (signal, id)."""
-    return {
-        (name, id(receiver))
-        for name, signal in watched.signals
-        for receiver in live_receivers(signal, watched.model)
-    }
+    """The receivers a write of this kind would have run, by (signal, stable identity)."""
+    return paths.receivers_of(watched.model, watched.signals)
 
 
 def _check(
@@ -338,7 +397,7 @@ def _check(
         return
     found_operation, site = paths.call_site(frame)
     names = {
-        (name, id(receiver)): SkippedReceiver(dotted_name(receiver), name)
+        (name, paths.receiver_key(receiver)): SkippedReceiver(dotted_name(receiver), name)
         for name, signal in watched.signals
         for receiver in live_receivers(signal, model)
     }
@@ -351,7 +410,7 @@ def _check(
         site=site,
         database=using,
         statement=statement[:200],
-        expected=_expected.get(),
+        expected=expected[-1] if (expected := _expected.get()) else None,
     )
     for sink in _sinks:
         sink.record(skip)

@@ -32,7 +32,7 @@ import asyncio
 import os
 import sysconfig
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any
 
@@ -48,8 +48,8 @@ from django.dispatch import Signal
 from signalaudit.report import CallSite
 from switches.introspection import live_receivers
 
-# (signal name, id(receiver)): what ran, compared with what a write needed.
-Sent = set[tuple[str, int]]
+# (signal name, receiver_key(receiver)): what ran, compared with what a write needed.
+Sent = set[tuple[str, Hashable]]
 
 SAVE_SIGNALS = (("pre_save", signals.pre_save), ("post_save", signals.post_save))
 DELETE_SIGNALS = (("pre_delete", signals.pre_delete), ("post_delete", signals.post_delete))
@@ -61,8 +61,22 @@ _M2M_NAMES = frozenset(name for name, _ in M2M_SIGNALS)
 _DJANGO = os.path.dirname(django.__file__) + os.sep
 
 
+def receiver_key(receiver: object) -> Hashable:
+    """A receiver's identity, the same on every lookup, as Django's dispatcher keys it.
+
+    Not ``id(receiver)``: a method connected weakly comes back from
+    ``live_receivers()`` as a new bound method on each call, whose id may be
+    another's (or that of the previous call's, freed since).
+    """
+    if hasattr(receiver, "__func__"):
+        return (id(receiver.__self__), id(receiver.__func__))  # type: ignore[attr-defined]
+    return id(receiver)
+
+
 def receivers_of(sender: Any, pairs: tuple[tuple[str, Signal], ...]) -> Sent:
-    return {(name, id(r)) for name, signal in pairs for r in live_receivers(signal, sender)}
+    return {
+        (name, receiver_key(r)) for name, signal in pairs for r in live_receivers(signal, sender)
+    }
 
 
 def _without(missing: Sent, names: frozenset[str]) -> Sent:
@@ -172,6 +186,15 @@ _OPERATIONS: dict[tuple[str, str], str] = {
 _RELATED_MANAGER = "db/models/fields/related_descriptors.py"
 
 
+# The code that runs a command under an audit (manage.py signal_audit): what is outside it
+# started the audit and is no call site; a write with nothing of the user's code below it
+# has none.
+_RUNNER_FILES = (
+    os.path.join(os.path.dirname(__file__), "commands.py"),
+    os.path.join("commands", "management", "commands", "signal_audit.py"),
+)
+
+
 def _library_dirs() -> tuple[str, ...]:
     paths = sysconfig.get_paths()
     dirs = {_DJANGO, os.path.dirname(__file__) + os.sep, os.path.dirname(asgiref.__file__) + os.sep}
@@ -180,18 +203,27 @@ def _library_dirs() -> tuple[str, ...]:
 
 
 _LIBRARY_DIRS = _library_dirs()
-_is_library: dict[str, bool] = {}
+# What a frame's file is to call_site(): one of these.
+_CALL_SITE, _LIBRARY, _RUNNER = 0, 1, 2
+_kind_of: dict[str, int] = {}
 _operation_of: dict[CodeType, str | None] = {}
 
 
-def _library(filename: str) -> bool:
+def _kind(filename: str) -> int:
     try:
-        return _is_library[filename]
+        return _kind_of[filename]
     except KeyError:
-        # "<frozen runpy>" and the like are the interpreter's own.
-        result = filename.startswith((*_LIBRARY_DIRS, "<"))
-        _is_library[filename] = result
-        return result
+        pass
+    if filename.endswith(_RUNNER_FILES):
+        kind = _RUNNER
+    elif filename.startswith((*_LIBRARY_DIRS, "<frozen ")):
+        # "<frozen runpy>" and the like are the interpreter's own; "<string>" and
+        # "<stdin>" are code someone gave it (manage.py shell -c, exec()).
+        kind = _LIBRARY
+    else:
+        kind = _CALL_SITE
+    _kind_of[filename] = kind
+    return kind
 
 
 def _operation(code: CodeType) -> str | None:
@@ -235,7 +267,9 @@ def call_site(frame: FrameType | None) -> tuple[str | None, CallSite | None]:
     """The operation (the outermost Django function known) and the first frame outside.
 
     Frames up to the cursor's ``_execute_with_wrappers``, when it is among the
-    first few, are other execute wrappers and are passed over.
+    first few, are other execute wrappers and are passed over. The code that
+    runs a command under an audit (``manage.py signal_audit``) ends the walk:
+    a write made by Django alone there has no call site (None).
     """
     start, seen = frame, 0
     while start is not None and seen < 8:
@@ -248,18 +282,24 @@ def call_site(frame: FrameType | None) -> tuple[str | None, CallSite | None]:
         code = frame.f_code
         if code in _SEND_CODES:
             break
-        if not _library(code.co_filename):
+        kind = _kind(code.co_filename)
+        if kind == _CALL_SITE:
             return operation, CallSite(code.co_filename, frame.f_lineno, code.co_name)
+        if kind == _RUNNER:
+            return operation, None
         operation = _operation(code) or operation
         if code is _THREAD_HANDLER:
             # Called through sync_to_async (abulk_create, aupdate, …): the line is the await.
             for awaiting in reversed(_awaiting_frames(frame)):
                 awaiting_code = awaiting.f_code
-                if not _library(awaiting_code.co_filename):
+                kind = _kind(awaiting_code.co_filename)
+                if kind == _CALL_SITE:
                     site = CallSite(
                         awaiting_code.co_filename, awaiting.f_lineno, awaiting_code.co_name
                     )
                     return operation, site
+                if kind == _RUNNER:
+                    return operation, None
                 operation = _operation(awaiting_code) or operation
         frame = frame.f_back
     return operation, None

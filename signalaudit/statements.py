@@ -116,6 +116,11 @@ _caches: dict[str, dict[str, Statement]] = {}
 _CACHE_SIZE = 4096
 
 
+def clear_cache() -> None:
+    """Forget every text read: the detector calls it when the last audit ends."""
+    _caches.clear()
+
+
 def written_tables(sql: str, *, dialect: str = "") -> tuple[Target, ...]:
     """The tables ``sql`` writes rows of, in the order it names them; ``()`` for none."""
     return parse(sql, dialect=dialect).targets
@@ -338,6 +343,8 @@ class _Reader:
     def statement(self) -> Statement:
         self.upsert_verb = self.skips_rows = False
         self.values_at = -1
+        if self.peek() in (";", None):
+            return NOTHING  # an empty statement: the ";" that ends it is the next one's start
         verb = self.token()
         self.first_verb = verb or ""
         targets: list[Target] = []
@@ -501,6 +508,7 @@ class _Reader:
         while self.peek() in _DELETE_MODIFIERS:
             self.token()
         if self.accept("from"):
+            self.accept_only()
             named = self.names()
             if not named:
                 return []
@@ -515,6 +523,16 @@ class _Reader:
         if not self.accept("from"):
             return []
         return self.resolved(named, self.references(set()))
+
+    def accept_only(self) -> None:
+        """PostgreSQL's ``ONLY`` before a table name (not a table that is called ``only``)."""
+        at = self.at
+        if self.token() != "only":
+            self.at = at
+            return
+        following = self.peek()
+        if following is None or following in _CLAUSE_END or following in (";", ",", "using"):
+            self.at = at  # DELETE FROM only WHERE …: the table's name
 
     @staticmethod
     def resolved(named: list[str], references: list[tuple[str, str]]) -> list[Target]:

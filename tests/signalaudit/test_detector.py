@@ -15,10 +15,12 @@ from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
+from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.db import connection, connections
 from django.db.backends.signals import connection_created
-from django.db.models.signals import post_save
+from django.db.models.signals import post_save, pre_save
+from django.test.utils import isolate_apps
 
 from profiles.models import Profile
 from signalaudit import (
@@ -28,8 +30,10 @@ from signalaudit import (
     Skip,
     Write,
     audit_signal_skips,
+    detector,
     report_write,
     signal_skips_expected,
+    statements,
 )
 from signalaudit.report import SkippedReceiver
 from signalmatrix.operations import fixture_of, insert_statement
@@ -635,3 +639,219 @@ def test_report_write_is_a_no_op_while_inactive():
         pass
     report_write(model=user_model(), write=Write.INSERT, rows=3, using="default", operation="COPY")
     assert report.skips == []
+
+
+# -- found in review: each of these failed before its fix --
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_thread_s_connection_kept_open_is_audited_again_by_the_next_audit():
+    # sync_to_async's worker thread outlives an audit, and so does its open connection:
+    # no connection_created tells the second audit about it.
+    made = [new_user(i, "again") for i in range(2)]
+    worker: dict[str, Any] = {}
+
+    async def insert(user: Any) -> None:
+        worker["connection"] = await sync_to_async(lambda: connections["default"])()
+        await users().abulk_create([user])
+
+    try:
+        with audit_signal_skips() as first:
+            asyncio.run(insert(made[0]))
+        with audit_signal_skips() as second:
+            asyncio.run(insert(made[1]))
+        assert [skip.rows for skip in first.skips] == [1]
+        assert [skip.rows for skip in second.skips] == [1]
+        assert not any(is_ours(wrapper) for wrapper in worker["connection"].execute_wrappers)
+    finally:
+        asyncio.run(sync_to_async(connections.close_all)())
+
+
+def test_a_decorated_function_called_recursively_or_by_two_threads_leaves_no_audit_behind() -> None:
+    audited = audit_signal_skips()
+
+    @audited
+    def recurse(depth: int) -> None:
+        if depth:
+            recurse(depth - 1)
+        else:
+            users().bulk_create([new_user(0, "recurse")])
+
+    recurse(2)
+    assert not detector.active()
+    assert not any(is_ours(wrapper) for wrapper in connection.execute_wrappers)
+    # The latest call's report is the innermost call's, which made the write.
+    assert [skip.site and skip.site.function for skip in audited.report.skips] == ["recurse"]
+
+    both_inside = threading.Barrier(2, timeout=10)
+
+    @audited
+    def wait_for_the_other() -> None:
+        both_inside.wait()
+
+    threads = [threading.Thread(target=wait_for_the_other) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not detector.active()
+    assert not any(is_ours(wrapper) for wrapper in connection.execute_wrappers)
+
+
+def test_one_signal_skips_expected_entered_by_two_threads_at_once():
+    expected = signal_skips_expected("shared")
+    first_inside, second_inside, first_left = (threading.Event() for _ in range(3))
+    seen: dict[str, Any] = {}
+
+    def first() -> None:
+        try:
+            with expected:
+                first_inside.set()
+                second_inside.wait(10)
+        except BaseException as exc:
+            seen["first"] = exc
+        first_left.set()
+
+    def second() -> None:
+        first_inside.wait(10)
+        try:
+            with expected:
+                second_inside.set()
+                first_left.wait(10)
+                seen["inside"] = detector._expected.get()
+            seen["after"] = detector._expected.get()
+        except BaseException as exc:
+            seen["second"] = exc
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert "first" not in seen and "second" not in seen, seen
+    assert (seen["inside"], seen["after"]) == (("shared",), ())
+
+
+def test_signal_skips_expected_on_an_async_def_holds_while_it_runs() -> None:
+    made = [new_user(0, "async-expected")]
+
+    @signal_skips_expected("async import")
+    async def import_users() -> None:
+        await users().abulk_create(made)
+
+    with audit_signal_skips() as report:
+        async_to_sync(import_users)()
+    assert only_skip(report).expected == "async import"
+    assert detector._expected.get() == ()
+
+
+class Handlers:
+    """Receivers that are bound methods, connected weakly: Django's default."""
+
+    def __init__(self) -> None:
+        self.senders: list[type[Any]] = []
+
+    def on_pre_save(self, sender: type[Any], **kwargs: Any) -> None:
+        self.senders.append(sender)
+
+    def on_post_save(self, sender: type[Any], **kwargs: Any) -> None:
+        self.senders.append(sender)
+
+
+def test_bound_method_receivers_are_each_reported():
+    handlers = Handlers()
+    model = user_model()
+    pre_save.connect(handlers.on_pre_save, sender=model)
+    post_save.connect(handlers.on_post_save, sender=model)
+    try:
+        with audit_signal_skips() as report:
+            users().bulk_create([new_user(0, "bound")])
+    finally:
+        pre_save.disconnect(handlers.on_pre_save, sender=model)
+        post_save.disconnect(handlers.on_post_save, sender=model)
+    names = {receiver.name for receiver in only_skip(report).receivers}
+    assert names == {
+        *(receiver.name for receiver in PROJECT_SAVE_RECEIVERS),
+        f"{__name__}.Handlers.on_pre_save",
+        f"{__name__}.Handlers.on_post_save",
+    }
+
+
+@isolate_apps("django.contrib.auth")
+def test_a_proxy_save_that_ran_an_any_sender_bound_method_receiver_is_no_skip():
+    class RenamedGroup(Group):
+        class Meta:
+            proxy = True
+            app_label = "auth"
+
+    handlers = Handlers()
+    pre_save.connect(handlers.on_pre_save)  # any sender
+    post_save.connect(handlers.on_post_save)
+    try:
+        with audit_signal_skips() as report:
+            made = RenamedGroup.objects.create(name="renamed")
+            made.name = "renamed again"
+            made.save()
+    finally:
+        pre_save.disconnect(handlers.on_pre_save)
+        post_save.disconnect(handlers.on_post_save)
+    assert report.skips == []
+    assert handlers.senders == [RenamedGroup] * 4  # both receivers ran, for each save
+
+
+def runner_code(directory: Path) -> Any:
+    """A write made by Django alone, called from a file where signal_audit's command is."""
+    runner = directory / "commands" / "management" / "commands" / "signal_audit.py"
+    return compile("users().bulk_create(made)\n", str(runner), "exec")
+
+
+def test_code_given_as_a_string_is_the_call_site_and_signal_audit_s_runner_is_none(
+    tmp_path: Path,
+):
+    given = compile("users().bulk_create(made)\n", "<string>", "exec")  # manage.py shell -c
+    with audit_signal_skips() as report:
+        exec(given, {"users": users, "made": [new_user(0, "string")]})
+        exec(runner_code(tmp_path), {"users": users, "made": [new_user(1, "string")]})
+    from_string, from_runner = report.skips
+    assert from_string.site == CallSite("<string>", 1, "<module>")
+    assert from_runner.site is None
+    assert from_runner.operation == "bulk_create"
+
+
+@pytest.mark.applies_if(connection.vendor == "sqlite", reason="SQLite's count of a WITH")
+def test_a_with_update_on_sqlite_counts_its_own_rows_not_its_trigger_s():
+    qn = connection.ops.quote_name
+    model = user_model()
+    table, pk = qn(model._meta.db_table), model._meta.pk
+    target = bulk_users(1, "trigger")[0]
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TEMP TABLE fixa_trigger_log (n integer)")
+        cursor.execute(
+            f"CREATE TEMP TRIGGER fixa_trigger AFTER UPDATE ON main.{table} BEGIN "
+            "INSERT INTO fixa_trigger_log VALUES (1); INSERT INTO fixa_trigger_log VALUES (2); "
+            "END"
+        )
+    try:
+        with audit_signal_skips() as report, connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH a AS (SELECT 1) UPDATE {table} SET {qn('last_login')} = NULL "
+                f"WHERE {qn(pk.column)} = %s",
+                [target.pk],
+            )
+            cursor.execute("SELECT count(*) FROM fixa_trigger_log")
+            assert cursor.fetchone() == (2,)  # the trigger did write
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER fixa_trigger")
+            cursor.execute("DROP TABLE fixa_trigger_log")
+    assert only_skip(report).rows == 1
+
+
+def test_the_statement_caches_are_empty_once_the_last_audit_ends():
+    with audit_signal_skips():
+        with audit_signal_skips():
+            users().bulk_create([new_user(0, "cache")])
+            assert not users().filter(pk__in=[-1, -2]).exists()
+        assert detector._plans and statements._caches  # the outer audit keeps them
+    assert not detector._plans
+    assert not statements._caches

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from signalaudit.statements import MYSQL, Target, Write, parse, written_tables
+from signalaudit.statements import MYSQL, Target, Write, clear_cache, parse, written_tables
 
 INSERT, UPDATE, DELETE = Write.INSERT, Write.UPDATE, Write.DELETE
 
@@ -211,3 +211,38 @@ def test_a_long_bulk_insert_is_read_once_and_then_served_from_the_cache():
     first = parse(sql)
     assert first.targets == (Target("auth_user", INSERT),) and first.returning
     assert parse(sql) is first
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        # PostgreSQL's ONLY and "and descendants" star, on DELETE as on UPDATE.
+        ("DELETE FROM ONLY auth_user WHERE id = 1", [("auth_user", DELETE)]),
+        (
+            "DELETE FROM ONLY public.auth_user * AS u USING x WHERE u.id = x.id",
+            [("auth_user", DELETE)],
+        ),
+        ("DELETE FROM auth_user * WHERE id = 1", [("auth_user", DELETE)]),
+        ('DELETE FROM ONLY "auth_user"', [("auth_user", DELETE)]),
+        # A table that is called only (MySQL allows it).
+        ("DELETE FROM only WHERE id = 1", [("only", DELETE)]),
+        ("DELETE FROM only", [("only", DELETE)]),
+        # An empty first statement does not hide the ones after it.
+        ("; INSERT INTO auth_user (a) VALUES (1)", [("auth_user", INSERT)]),
+        (";;\n; DELETE FROM x;;", [("x", DELETE)]),
+        ("SELECT 1;; UPDATE x SET a = 1", [("x", UPDATE)]),
+    ],
+)
+def test_the_targets_found_in_review(sql, expected):
+    assert targets(sql) == expected
+
+
+def test_mysql_s_executable_comment_then_an_insert():
+    sql = "/*!40000 ALTER TABLE `x` DISABLE KEYS */ ; INSERT INTO `auth_user` (`a`) VALUES (1)"
+    assert targets(sql, MYSQL) == [("auth_user", INSERT)]
+
+
+def test_clear_cache_forgets_every_text():
+    first = parse("DELETE FROM x WHERE a = 1")
+    clear_cache()
+    assert parse("DELETE FROM x WHERE a = 1") is not first
