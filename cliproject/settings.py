@@ -72,6 +72,10 @@ SILENCED_SYSTEM_CHECKS = [
 RECEIVER_SWITCHES_REFRESH_SECONDS = env_int("RECEIVER_SWITCHES_REFRESH_SECONDS", 5, minimum=0)
 RECEIVER_SWITCHES_EXTRA: list[str] = []
 
+# SIGNAL_AUDIT=warn|error: every write that skips its receivers as a warning or an error
+# at its line, for the whole process (docs/audit.md); off (the default) installs nothing.
+SIGNAL_AUDIT = os.environ.get("SIGNAL_AUDIT", "off")
+
 # seed_users: values for user model fields that are required and have no
 # default, e.g. {"tenant": "acme"}; `seed_users --field NAME=VALUE` wins. Each
 # value is validated by its field before anything is written.

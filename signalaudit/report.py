@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 class SignalSkipWarning(RuntimeWarning):
     """A write skipped receivers of its model (``SIGNAL_AUDIT=warn``); ``error`` raises it.
 
-    Its own class, so an ordinary warnings filter turns it into an error
-    (``-W error::signalaudit.SignalSkipWarning``) or silences it, whatever the
-    filters for DeprecationWarning say.
+    Its own class, so an ordinary warnings filter turns it into an error or
+    silences it, whatever the filters for DeprecationWarning say:
+    ``warnings.filterwarnings("error", category=SignalSkipWarning)``, or
+    pytest's ``filterwarnings = error::signalaudit.SignalSkipWarning``. (Not
+    ``python -W``: Python reads it before it can import this package.)
     """
 
 

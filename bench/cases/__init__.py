@@ -3,6 +3,6 @@
 import importlib
 
 # Registration order is the order of the report: user inserts first, then the
-# backfill, then the welcome mail's groups.
-for _module in ("users", "seeding", "backfill", "welcome"):
+# backfill, then the welcome mail's groups, then the signal audit's cost.
+for _module in ("users", "seeding", "backfill", "welcome", "audit"):
     importlib.import_module(f"bench.cases.{_module}")
