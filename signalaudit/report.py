@@ -18,6 +18,11 @@ class SignalSkipWarning(RuntimeWarning):
     """
 
 
+def rows_text(rows: int | None) -> str:
+    """``"12 row(s)"``, or ``"? row(s)"`` where the driver did not say."""
+    return "? row(s)" if rows is None else f"{rows} row(s)"
+
+
 @dataclass(frozen=True)
 class CallSite:
     """The first frame outside Django, the standard library and the detector."""
@@ -66,7 +71,7 @@ class Skip:
 
     def line(self) -> str:
         """One line, as a warning or a failed test says it."""
-        rows = "? rows" if self.rows is None else f"{self.rows} row(s)"
+        rows = rows_text(self.rows)
         names = ", ".join(sorted({r.name for r in self.receivers}))
         where = str(self.site) if self.site else "an unknown line"
         return f"{self.model} {self.operation} ({rows}) at {where} skipped {names}"
@@ -83,6 +88,8 @@ class SiteSummary:
     rows: int | None  # None: at least one statement's count is unknown
     receivers: tuple[SkippedReceiver, ...]
     expected: str | None
+    # The statements added up, in the order they happened.
+    skips: tuple[Skip, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def receiver_names(self) -> tuple[str, ...]:
@@ -129,6 +136,7 @@ class AuditReport:
                     rows=None if None in counts else sum(c for c in counts if c is not None),
                     receivers=tuple(sorted({r for s in skips for r in s.receivers})),
                     expected=expected if isinstance(expected, str) else None,
+                    skips=tuple(skips),
                 )
             )
         return summaries

@@ -14,8 +14,9 @@ from django.core.management.base import BaseCommand
 
 from commands.clickbridge import ClickCommand
 from commands.render import figures, write_json
-from signalaudit import AuditReport, SiteSummary, Skip
+from signalaudit import AuditReport, SiteSummary
 from signalaudit.commands import CommandAudit
+from signalaudit.report import rows_text
 
 BLIND_SPOTS = "docs/audit.md lists what the detector cannot see"
 NO_SITE = "(no call site outside Django)"
@@ -62,7 +63,8 @@ def audit_text(audit: CommandAudit, *, verbosity: int) -> list[str]:
     """Aligned lines, one per call site (each statement below it at -v 2), then the summary."""
     sites = audit.report.sites()
     rows = [
-        (s.model, s.operation, _rows(s.rows), ", ".join(s.receiver_names), _where(s)) for s in sites
+        (s.model, s.operation, rows_text(s.rows), ", ".join(s.receiver_names), _where(s))
+        for s in sites
     ]
     widths = [max((len(row[i]) for row in rows), default=0) for i in range(3)]
     lines = []
@@ -71,8 +73,8 @@ def audit_text(audit: CommandAudit, *, verbosity: int) -> list[str]:
         lines.append(line if site.expected is None else f"{line}  expected: {site.expected}")
         if verbosity >= 2:
             lines += [
-                f"    {skip.database}: {skip.statement} ({_rows(skip.rows)})"
-                for skip in _skips_of(audit.report, site)
+                f"    {skip.database}: {skip.statement} ({rows_text(skip.rows)})"
+                for skip in site.skips
             ]
     return [*lines, summary(audit)]
 
@@ -92,7 +94,7 @@ def audit_markdown(audit: CommandAudit, *, verbosity: int) -> str:
             site.expected or "",
         ]
         if verbosity >= 2:
-            skips = _skips_of(audit.report, site)
+            skips = site.skips
             cells.append("<br>".join(f"{s.database}: `{s.statement}`" for s in skips))
         table.append(cells)
     if not table:
@@ -130,24 +132,13 @@ def _site_json(report: AuditReport, site: SiteSummary, *, verbosity: int) -> dic
     }
     if verbosity >= 2:
         values["skips"] = [
-            figures(skip, "database", "write", "rows", "statement")
-            for skip in _skips_of(report, site)
+            figures(skip, "database", "write", "rows", "statement") for skip in site.skips
         ]
     return values
 
 
-def _skips_of(report: AuditReport, site: SiteSummary) -> list[Skip]:
-    """The statements a site's summary adds up, by the key AuditReport.sites() groups on."""
-    key = (site.model, site.operation, site.site, site.expected)
-    return [s for s in report.skips if (s.model, s.operation, s.site, s.expected) == key]
-
-
 def _where(site: SiteSummary) -> str:
     return NO_SITE if site.site is None else f"{site.site} ({site.site.function})"
-
-
-def _rows(rows: int | None) -> str:
-    return "? row(s)" if rows is None else f"{rows} row(s)"
 
 
 def _markdown_row(cells: list[str]) -> str:

@@ -24,7 +24,7 @@ RECEIVERS = "profiles.receivers.create_profile, profiles.receivers.send_welcome_
 BULK_OPERATION = "COPY" if connection.vendor == "postgresql" else "raw SQL (executemany)"
 WARNING = re.compile(
     r"^\S*seeding/inserts\.py:(?P<line>\d+): SignalSkipWarning: "
-    rf"auth\.User {re.escape(BULK_OPERATION)} \((?P<rows>\d+ row\(s\)|\? rows)\) "
+    rf"auth\.User {re.escape(BULK_OPERATION)} \((?P<rows>\d+ row\(s\)|\? row\(s\))\) "
     rf"at seeding/inserts\.py:(?P=line) skipped {re.escape(RECEIVERS)}$",
     re.M,
 )
