@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sysconfig
-import time
+import threading
 from collections.abc import Callable, Hashable
 from types import CodeType, CoroutineType, FrameType, GeneratorType
 from typing import Any
@@ -313,16 +313,18 @@ def _awaiting_frames(handler: FrameType) -> list[FrameType]:
     ``SyncToAsync.__call__``, with the same ``child``: the task is found among
     its loop's tasks by that, and its chain of awaits (``cr_await``) holds the
     caller's frames. The worker may start before the task has suspended (its
-    awaits are not linked while it runs), so a miss is retried for up to
-    about 2 ms. Anything unexpected (asgiref changed, the task is gone, a
-    gather() in between) gives ``[]``: the call site is then what the thread's
-    own stack shows, or unknown.
+    awaits are not linked while it runs), so after a miss the worker waits for
+    the loop to run a callback of ours, which it does only once that step of
+    the task has reached its await, and looks once more. Anything unexpected
+    (asgiref changed, the task is gone, a gather() in between, a loop that
+    does not come round within a second) gives ``[]``: the call site is then
+    what the thread's own stack shows, or unknown.
     """
     try:
         loop, child = handler.f_locals["loop"], handler.f_locals["args"][0]
     except (KeyError, IndexError, TypeError):
         return []
-    for _ in range(_AWAIT_ATTEMPTS):
+    for attempt in range(2):
         try:
             tasks = asyncio.all_tasks(loop)
         except Exception:
@@ -331,14 +333,29 @@ def _awaiting_frames(handler: FrameType) -> list[FrameType]:
             chain = _chain_to(task.get_coro(), child)
             if chain is not None:
                 return chain
-        if not loop.is_running():
+        if attempt or not _loop_came_round(loop):
             break
-        time.sleep(_AWAIT_PAUSE)  # let the loop's thread reach its await
     return []
 
 
-_AWAIT_ATTEMPTS = 20
-_AWAIT_PAUSE = 0.0001
+def _loop_came_round(loop: asyncio.AbstractEventLoop) -> bool:
+    """Wait until ``loop``, running in another thread, has finished the step it is in."""
+    try:
+        if asyncio.get_running_loop() is loop:
+            return False  # it cannot come round while this thread is in its step
+    except RuntimeError:
+        pass  # no loop runs in this thread: the usual case for a worker
+    if not loop.is_running():
+        return False
+    came_round = threading.Event()
+    try:
+        loop.call_soon_threadsafe(came_round.set)
+    except RuntimeError:  # closed meanwhile
+        return False
+    return came_round.wait(_LOOP_ROUND_TIMEOUT)
+
+
+_LOOP_ROUND_TIMEOUT = 1.0
 
 
 def _chain_to(awaitable: Any, child: object) -> list[FrameType] | None:

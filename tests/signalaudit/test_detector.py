@@ -519,6 +519,36 @@ def test_an_awaited_abulk_create_and_aupdate_are_skips_at_the_await():
     assert (updated.operation, updated.rows) == ("QuerySet.update", 2)
 
 
+def test_the_await_is_found_when_the_worker_looks_before_the_task_has_suspended(monkeypatch):
+    # Staged: the awaiting task is held just short of its await (in asyncio.shield,
+    # which SyncToAsync awaits) until the worker has looked for it once and missed.
+    from signalaudit import paths
+
+    looked, chain_to, shield = threading.Event(), paths._chain_to, asyncio.shield
+
+    def chain_to_then_say_so(awaitable: Any, child: object) -> Any:
+        try:
+            return chain_to(awaitable, child)
+        finally:
+            looked.set()
+
+    def shield_once_looked(awaitable: Any) -> Any:
+        assert looked.wait(10), "the worker never looked for the awaiting task"
+        return shield(awaitable)
+
+    monkeypatch.setattr(paths, "_chain_to", chain_to_then_say_so)
+    monkeypatch.setattr(asyncio, "shield", shield_once_looked)
+    lines: list[int] = []
+
+    async def import_users() -> None:
+        lines.append(next_line())
+        await users().abulk_create([new_user(0, "early")])
+
+    with audit_signal_skips() as report:
+        async_to_sync(import_users)()
+    assert only_skip(report).site == CallSite(HERE, lines[0], "import_users")
+
+
 @pytest.mark.django_db(transaction=True)
 def test_an_await_on_an_event_loop_is_a_skip_at_the_await():
     # As under an ASGI server: the loop in this thread, the ORM in sync_to_async's thread,
