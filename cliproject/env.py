@@ -9,10 +9,12 @@ error names the variable and never its value: the value may be a secret, and
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from datetime import datetime, timezone
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import dotenv_values
 
 # PostgreSQL takes lock_timeout and statement_timeout in milliseconds up to 2^31 - 1,
 # and SQLite's busy timeout overflows beyond that into "never wait": the longest
@@ -79,3 +81,46 @@ def secret_key(*, debug: bool, environ: Mapping[str, str] = os.environ) -> str:
     if not debug:
         raise ImproperlyConfigured("SECRET_KEY must be set in the environment when DEBUG is off.")
     return "django-insecure-development-only-key-do-not-use-in-production"
+
+
+def load_env_file(base_dir: Path, *, environ: MutableMapping[str, str] = os.environ) -> Path | None:
+    """Put the variables of the project's env file into ``environ``, never over one set.
+
+    The file is ``DJANGO_ENV_FILE`` if set (empty: none), else ``<base_dir>/.env``,
+    read by python-dotenv. So cron lines, systemd units and a shell reach the
+    same database with nothing on the command line, and a variable given to the
+    process still wins. Returns the file read, or None.
+    """
+    named = environ.get("DJANGO_ENV_FILE")
+    if named == "":
+        return None
+    path = Path(named) if named else base_dir / ".env"
+    if not path.is_file():
+        if named:
+            raise ImproperlyConfigured("DJANGO_ENV_FILE names a file that does not exist.")
+        return None
+    try:
+        values = dotenv_values(path)
+    except OSError:
+        raise ImproperlyConfigured(f"The env file {path} cannot be read.") from None
+    for name, value in values.items():
+        if value is not None:
+            environ.setdefault(name, value)
+    return path
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
+
+
+def env_choice(
+    name: str, default: str, choices: tuple[str, ...], *, environ: Mapping[str, str] = os.environ
+) -> str:
+    """One of ``choices`` (case-insensitive, returned as listed); else it stops start-up."""
+    value = environ.get(name, "").strip()
+    if not value:
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}.")

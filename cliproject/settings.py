@@ -1,7 +1,9 @@
 """Settings for the headless project, read from the environment (12-factor).
 
 Every value has a safe development default, so ``manage.py`` works on a fresh
-checkout with nothing but SQLite. ``DATABASE_URL`` picks the database.
+checkout with nothing but SQLite. ``DATABASE_URL`` picks the database. A
+``.env`` file beside ``manage.py`` (or the file ``DJANGO_ENV_FILE`` names)
+supplies any variable the environment does not set.
 """
 
 from __future__ import annotations
@@ -14,9 +16,24 @@ import django
 from django.core.exceptions import ImproperlyConfigured
 
 from cliproject.databases import databases_from_environment
-from cliproject.env import LONGEST_TIMEOUT_SECONDS, env_bool, env_datetime, env_int, secret_key
+from cliproject.env import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    LONGEST_TIMEOUT_SECONDS,
+    env_bool,
+    env_choice,
+    env_datetime,
+    env_int,
+    load_env_file,
+    secret_key,
+)
+from cliproject.logconfig import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# Before any variable is read: <BASE_DIR>/.env (or DJANGO_ENV_FILE) fills in what the
+# environment leaves unset, so every cron line and command reaches the same database.
+load_env_file(BASE_DIR)
 
 DEBUG = env_bool("DEBUG", True)
 
@@ -179,16 +196,7 @@ WELCOME_MAIL_RETRY_BACKOFF_SECONDS = env_int(
     "WELCOME_MAIL_RETRY_BACKOFF_SECONDS", 60, minimum=0, maximum=LONGEST_TIMEOUT_SECONDS
 )
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(levelname)s %(name)s: %(message)s"}},
-    "handlers": {
-        "stderr": {
-            "class": "logging.StreamHandler",
-            "stream": "ext://sys.stderr",
-            "formatter": "plain",
-        }
-    },
-    "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "WARNING")},
-}
+LOGGING = logging_config(
+    level=env_choice("LOG_LEVEL", "WARNING", LOG_LEVELS),
+    log_format=env_choice("LOG_FORMAT", "text", LOG_FORMATS),
+)

@@ -24,14 +24,24 @@ before the leaf runs, that the ``--database`` can be worked on
 A service's :class:`dbtools.errors.UsageError` becomes exit 2, its
 :class:`dbtools.errors.ConfigurationError` exit 78, each with its message as
 the one line: a leaf never translates them itself.
+
+Every run ends with one INFO record on the ``commands.runs`` logger (command,
+exit code, duration, and the rows the leaf put in ``cmd.run_record``); an
+unexpected exception is also logged, with its traceback, on ``commands.errors``
+(cliproject/logconfig.py). With ``metrics=True`` the command takes
+``--metrics-file PATH`` and writes the run there however it ends
+(commands/metrics.py); ``cmd.metrics_wanted`` tells the leaf to measure the
+figures only such a file shows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
@@ -42,6 +52,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 
 from commands.dbready import command_error_for, database_ready
 from commands.exitcodes import ExitCode, exit_codes_help
+from commands.metrics import RunRecord, usable_metrics_file, write_textfile
 from dbtools.errors import ConfigurationError, UsageError, first_line
 
 # Django's options common to every command: parsed by click for the command
@@ -58,10 +69,15 @@ DJANGO_OPTIONS = (
 
 EXIT_CODES_HELP = exit_codes_help()
 
+# The loggers an operator wires up (LOGGING in cliproject/logconfig.py names them):
+# each run's end, and each unexpected exception with its traceback.
+RUNS_LOGGER = "commands.runs"
+ERRORS_LOGGER = "commands.errors"
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-def _django_options(func: F, *, database: bool) -> F:
+def _django_options(func: F, *, database: bool, metrics: bool = False) -> F:
     options = [
         click.option(
             "-v",
@@ -88,9 +104,24 @@ def _django_options(func: F, *, database: bool) -> F:
                 help="The database alias to use.",
             )
         )
+    if metrics:
+        options.append(
+            click.option(
+                "--metrics-file",
+                metavar="PATH",
+                callback=_validate_metrics_file,
+                help="Write how this run went (start, end, duration, exit code, rows, what "
+                "is left to do) to PATH as a Prometheus textfile, for node_exporter; "
+                "written however the run ends. Needs the extra .[metrics].",
+            )
+        )
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _validate_metrics_file(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
+    return None if value is None else usable_metrics_file(value)
 
 
 def _validate_database(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -105,6 +136,9 @@ class ClickCommand(BaseCommand):
 
     click_command: click.Command
     verbosity: int = 1
+    # The run of the leaf in progress: a leaf records its rows and figures here.
+    run_record: RunRecord
+    metrics_wanted: bool = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -200,15 +234,58 @@ class ClickCommand(BaseCommand):
 
     def run_leaf(self, func: Callable[..., Any], params: dict[str, Any]) -> Any:
         django_options = {name: params.pop(name) for name in DJANGO_OPTIONS}
+        metrics_file = params.pop("metrics_file", None)  # only a metrics=True command has it
         self._traceback = django_options["traceback"]
         self._database = params.get("database")  # only a database=True command has it
         self._leaf = functools.partial(func, self, **params)
+        self.run_record = RunRecord(command=_command_name(func))
+        self.metrics_wanted = metrics_file is not None
+        code: int = ExitCode.FAILED
         try:
-            return super().execute(**django_options, **self._output_overrides)
-        except DatabaseError as exc:  # from the command, or a system check that connects
-            raise command_error_for(exc) from exc
+            try:
+                result = super().execute(**django_options, **self._output_overrides)
+            except DatabaseError as exc:  # from the command, or a system check that connects
+                raise command_error_for(exc) from exc
+            code = ExitCode.OK
+            return result
+        except BaseException as exc:
+            code = _exit_code_of(exc)
+            if isinstance(exc, Exception) and not isinstance(
+                exc, CommandError | click.ClickException
+            ):
+                logging.getLogger(ERRORS_LOGGER).error(
+                    "unexpected %s in %s",
+                    type(exc).__name__,
+                    self.run_record.command,
+                    exc_info=exc,
+                )
+            raise
         finally:
             self._leaf = None
+            self._end_run(code, metrics_file)
+
+    def _end_run(self, code: int, metrics_file: Any) -> None:
+        record = self.run_record
+        duration = time.time() - record.started
+        logging.getLogger(RUNS_LOGGER).info(
+            "%s exited %d after %.2f s",
+            record.command,
+            code,
+            duration,
+            extra={
+                "command": record.command,
+                "exit_code": int(code),
+                "duration_seconds": round(duration, 3),
+                "rows": record.rows,
+                **record.gauges,
+            },
+        )
+        if metrics_file is None:
+            return
+        try:
+            write_textfile(metrics_file, record, exit_code=code)
+        except OSError as exc:  # the run's own outcome stands; the file's failure is said
+            self.stderr.write(f"Warning: could not write --metrics-file: {first_line(exc)}")
 
     def handle(self, *args: Any, **options: Any) -> None:
         assert self._leaf is not None
@@ -219,6 +296,30 @@ class ClickCommand(BaseCommand):
             self._leaf()
         except UsageError as exc:
             raise _command_error(exc) from exc
+
+
+def _command_name(leaf: Callable[..., Any]) -> str:
+    """``backfill_profiles``, or ``welcome_mails sync`` for a group's subcommand."""
+    name = leaf.__module__.rsplit(".", 1)[-1]
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.parent is not None and ctx.info_name:
+        name = f"{name} {ctx.info_name}"
+    return name
+
+
+def _exit_code_of(exc: BaseException) -> int:
+    """The exit code ``exc`` ends the process with, as run_from_argv and shells see it."""
+    if isinstance(exc, CommandError):
+        return exc.returncode
+    if isinstance(exc, click.exceptions.Exit):
+        return exc.exit_code
+    if isinstance(exc, click.ClickException):
+        return exc.exit_code
+    if isinstance(exc, KeyboardInterrupt | click.Abort):
+        return ExitCode.SIGINT
+    if isinstance(exc, SystemExit):
+        return exc.code if isinstance(exc.code, int) else ExitCode.FAILED
+    return ExitCode.FAILED
 
 
 def _command_error(exc: UsageError) -> CommandError:
@@ -334,14 +435,14 @@ def _command_class(command: click.Command) -> type[ClickCommand]:
 
 
 def django_command(
-    *, database: bool = False, name: str | None = None, **attrs: Any
+    *, database: bool = False, metrics: bool = False, name: str | None = None, **attrs: Any
 ) -> Callable[[Callable[..., Any]], DjangoClickCommand]:
     """Make ``func`` a click command that is also a Django management command."""
 
     def decorator(func: Callable[..., Any]) -> DjangoClickCommand:
         attrs.setdefault("epilog", EXIT_CODES_HELP)
         callback = _leaf_callback(func, lambda: command.django_command_class)
-        callback = _django_options(callback, database=database)
+        callback = _django_options(callback, database=database, metrics=metrics)
         command = click.command(name=name, cls=DjangoClickCommand, **attrs)(callback)
         command.django_command_class = _command_class(command)
         return command
@@ -363,13 +464,18 @@ def django_group(name: str, **attrs: Any) -> DjangoClickGroup:
 
 
 def subcommand(
-    group: DjangoClickGroup, *, database: bool = False, name: str | None = None, **attrs: Any
+    group: DjangoClickGroup,
+    *,
+    database: bool = False,
+    metrics: bool = False,
+    name: str | None = None,
+    **attrs: Any,
 ) -> Callable[[Callable[..., Any]], click.Command]:
     def decorator(func: Callable[..., Any]) -> click.Command:
         attrs.setdefault("epilog", EXIT_CODES_HELP)
         callback = _leaf_callback(func, lambda: group.django_command_class)
         return group.command(name=name, cls=DjangoClickCommand, **attrs)(
-            _django_options(callback, database=database)
+            _django_options(callback, database=database, metrics=metrics)
         )
 
     return decorator
