@@ -101,7 +101,7 @@ def load_env_file(base_dir: Path, *, environ: MutableMapping[str, str] = os.envi
         return None
     try:
         values = dotenv_values(path)
-    except OSError:
+    except (OSError, UnicodeDecodeError):
         raise ImproperlyConfigured(f"The env file {path} cannot be read.") from None
     for name, value in values.items():
         if value is not None:

@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from cliproject.env import LONGEST_TIMEOUT_SECONDS, env_bool, env_int, secret_key
+from cliproject.env import (
+    LOG_FORMATS,
+    LOG_LEVELS,
+    LONGEST_TIMEOUT_SECONDS,
+    env_bool,
+    env_choice,
+    env_int,
+    load_env_file,
+    secret_key,
+)
 
 
 @pytest.mark.parametrize(
@@ -59,3 +68,66 @@ def test_secret_key_is_required_only_with_debug_off():
     assert secret_key(debug=True, environ={}).startswith("django-insecure-")
     with pytest.raises(ImproperlyConfigured, match=r"^SECRET_KEY must be set"):
         secret_key(debug=False, environ={"SECRET_KEY": ""})
+
+
+# -- the env file --
+
+
+def test_the_env_file_fills_in_what_the_environment_leaves_unset(tmp_path):
+    (tmp_path / ".env").write_text(
+        "# the database of every cron line\n"
+        "DATABASE_URL=postgres://app@db/app\n"
+        "export LOG_LEVEL='INFO'\n"
+        'SECRET_KEY="from the file"\n'
+    )
+    environ = {"SECRET_KEY": "from the environment"}
+    assert load_env_file(tmp_path, environ=environ) == tmp_path / ".env"
+    assert environ == {
+        "DATABASE_URL": "postgres://app@db/app",
+        "LOG_LEVEL": "INFO",
+        "SECRET_KEY": "from the environment",  # a variable given to the process wins
+    }
+
+
+def test_no_env_file_is_nothing_to_read(tmp_path):
+    environ: dict[str, str] = {}
+    assert load_env_file(tmp_path, environ=environ) is None
+    assert environ == {}
+
+
+def test_django_env_file_names_another_file_or_none(tmp_path):
+    (tmp_path / ".env").write_text("FROM=beside manage.py\n")
+    elsewhere = tmp_path / "app.env"
+    elsewhere.write_text("FROM=elsewhere\n")
+    environ = {"DJANGO_ENV_FILE": str(elsewhere)}
+    assert load_env_file(tmp_path, environ=environ) == elsewhere
+    assert environ["FROM"] == "elsewhere"
+    switched_off = {"DJANGO_ENV_FILE": ""}
+    assert load_env_file(tmp_path, environ=switched_off) is None
+    assert "FROM" not in switched_off
+
+
+def test_a_named_env_file_that_does_not_exist_stops_start_up(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match=r"^DJANGO_ENV_FILE names a file that does not"):
+        load_env_file(tmp_path, environ={"DJANGO_ENV_FILE": str(tmp_path / "nope.env")})
+
+
+def test_an_env_file_that_cannot_be_read_stops_start_up_naming_it(tmp_path):
+    (tmp_path / ".env").write_bytes(b"DATABASE_URL=postgres://app:\xff@db/app\n")  # not UTF-8
+    with pytest.raises(ImproperlyConfigured, match=r"The env file .*\.env cannot be read\.$"):
+        load_env_file(tmp_path, environ={})
+
+
+# -- choices: LOG_LEVEL, LOG_FORMAT --
+
+
+def test_env_choice_takes_any_case_and_returns_the_listed_spelling():
+    assert env_choice("LOG_LEVEL", "WARNING", LOG_LEVELS, environ={"LOG_LEVEL": "info"}) == "INFO"
+    assert env_choice("LOG_LEVEL", "WARNING", LOG_LEVELS, environ={}) == "WARNING"
+    assert env_choice("LOG_FORMAT", "text", LOG_FORMATS, environ={"LOG_FORMAT": " JSON "}) == "json"
+
+
+def test_env_choice_refuses_anything_else_naming_the_choices():
+    with pytest.raises(ImproperlyConfigured) as raised:
+        env_choice("LOG_LEVEL", "WARNING", LOG_LEVELS, environ={"LOG_LEVEL": "verbose"})
+    assert str(raised.value) == "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL."
