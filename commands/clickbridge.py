@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import click
+import django
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser, SystemCheckError
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
@@ -69,6 +70,9 @@ DJANGO_OPTIONS = (
 
 EXIT_CODES_HELP = exit_codes_help()
 
+# -h as well as --help, as Django's own commands take it.
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"]}
+
 # The loggers an operator wires up (LOGGING in cliproject/logconfig.py names them):
 # each run's end, and each unexpected exception with its traceback.
 RUNS_LOGGER = "commands.runs"
@@ -79,6 +83,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def _django_options(func: F, *, database: bool, metrics: bool = False) -> F:
     options = [
+        click.option("--version", **_VERSION_OPTION),
         click.option(
             "-v",
             "--verbosity",
@@ -118,6 +123,22 @@ def _django_options(func: F, *, database: bool, metrics: bool = False) -> F:
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """``--version`` prints Django's version and exits 0, as Django's own commands do."""
+    if value and not ctx.resilient_parsing:
+        click.echo(django.get_version())
+        ctx.exit()
+
+
+_VERSION_OPTION: dict[str, Any] = {
+    "is_flag": True,
+    "expose_value": False,
+    "is_eager": True,
+    "callback": _print_version,
+    "help": "Show Django's version and exit.",
+}
 
 
 def _validate_metrics_file(ctx: click.Context, param: click.Parameter, value: str | None) -> Any:
@@ -441,6 +462,7 @@ def django_command(
 
     def decorator(func: Callable[..., Any]) -> DjangoClickCommand:
         attrs.setdefault("epilog", EXIT_CODES_HELP)
+        attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
         callback = _leaf_callback(func, lambda: command.django_command_class)
         callback = _django_options(callback, database=database, metrics=metrics)
         command = click.command(name=name, cls=DjangoClickCommand, **attrs)(callback)
@@ -453,8 +475,10 @@ def django_command(
 def django_group(name: str, **attrs: Any) -> DjangoClickGroup:
     """A click group whose subcommands (made with :func:`subcommand`) are Django commands."""
     attrs.setdefault("epilog", EXIT_CODES_HELP)
+    attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
     # manage.py has already acted on --settings/--pythonpath wherever they stand.
     params: list[click.Parameter] = [
+        click.Option(["--version"], **_VERSION_OPTION),
         click.Option(["--settings"], hidden=True, expose_value=False),
         click.Option(["--pythonpath"], hidden=True, expose_value=False),
     ]
@@ -473,6 +497,7 @@ def subcommand(
 ) -> Callable[[Callable[..., Any]], click.Command]:
     def decorator(func: Callable[..., Any]) -> click.Command:
         attrs.setdefault("epilog", EXIT_CODES_HELP)
+        attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
         callback = _leaf_callback(func, lambda: group.django_command_class)
         return group.command(name=name, cls=DjangoClickCommand, **attrs)(
             _django_options(callback, database=database, metrics=metrics)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import textwrap
 
+import django
 import pytest
 from django.contrib.auth import get_user_model
 
@@ -93,3 +94,23 @@ def test_the_help_of_a_real_process_shows_the_table(manage):
             line.split(maxsplit=1) == [str(int(code)), code.meaning]
             for line in result.stdout.splitlines()
         ), code
+
+
+@pytest.mark.parametrize(
+    "command", [("profiles_status",), ("welcome_mails",), ("welcome_mails", "sync")]
+)
+def test_dash_h_is_help_as_in_djangos_commands(manage, command):
+    result = manage(*command, "-h")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"Usage: manage.py {' '.join(command)} [OPTIONS]")
+    assert "-h, --help" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "command", [("profiles_status",), ("welcome_mails",), ("welcome_mails", "sync")]
+)
+def test_version_prints_djangos_version_as_djangos_commands_do(manage, command):
+    django_own = manage("migrate", "--version")
+    result = manage(*command, "--version")
+    assert result.returncode == django_own.returncode == 0
+    assert result.stdout == django_own.stdout == f"{django.get_version()}\n"

@@ -7,13 +7,15 @@ its message says, is tested in-process in tests/cliproject/.
 
 from __future__ import annotations
 
+import json
 import secrets
 
 import pytest
 
 from commands.exitcodes import ExitCode
+from tests.helpers.processes import database_url
 from tests.helpers.settings import LIMITS
-from tests.helpers.users import users
+from tests.helpers.users import create_user, users
 
 PRODUCTION = {"DEBUG": "0", "SECRET_KEY": secrets.token_urlsafe(60)}
 
@@ -75,3 +77,71 @@ def test_missing_database_driver_is_one_line(manage, tmp_path):
     assert result.returncode == ExitCode.CONFIG
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "psycopg" in result.stderr
+
+
+def test_manage_py_without_django_prints_djangos_hint_not_a_traceback(manage, tmp_path):
+    (tmp_path / "django.py").write_text("")  # shadows the installed Django: as if it were absent
+    result = manage("profiles_status", env={"PYTHONPATH": str(tmp_path)})
+    assert result.returncode == ExitCode.CONFIG
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("Couldn't import Django. Are you sure it's installed")
+    assert "Did you forget to activate a virtual environment?" in line
+    assert ".venv/bin/python manage.py" in line
+
+
+@pytest.mark.parametrize(
+    ("module", "missing"), [("cliproject.nope", "cliproject.nope"), ("nope.settings", "nope")]
+)
+def test_a_settings_module_that_does_not_exist_is_one_line(manage, module, missing):
+    result = manage("profiles_status", "--settings", module)
+    assert result.returncode == ExitCode.CONFIG
+    assert result.stderr.strip().splitlines() == [
+        f"Error: no settings module {module!r}: No module named {missing!r}; "
+        "check --settings or DJANGO_SETTINGS_MODULE."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "choices"),
+    [
+        ("LOG_LEVEL", "verbose", "DEBUG, INFO, WARNING, ERROR, CRITICAL"),
+        ("LOG_FORMAT", "yaml", "text, json"),
+    ],
+)
+def test_a_bad_log_setting_is_one_line(manage, name, value, choices):
+    result = manage("profiles_status", env={name: value})
+    assert result.returncode == ExitCode.CONFIG
+    assert result.stderr.strip().splitlines() == [
+        f"Error: improperly configured: {name} must be one of {choices}."
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_env_file_gives_manage_py_its_database(manage, tmp_path):
+    create_user(0, "from-env-file")
+    env_file = tmp_path / "app.env"
+    env_file.write_text(
+        f"# as cron would run it: nothing in the environment\nDATABASE_URL={database_url()}\n"
+    )
+    result = manage(
+        "profiles_status",
+        "--format",
+        "json",
+        env={"DATABASE_URL": None, "DJANGO_ENV_FILE": str(env_file)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["users"] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_log_format_json_gives_each_run_one_json_line_at_info(manage):
+    result = manage("profiles_status", env={"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"})
+    assert result.returncode == 0, result.stderr
+    (line,) = result.stderr.splitlines()
+    record = json.loads(line)
+    assert (record["logger"], record["level"]) == ("commands.runs", "INFO")
+    assert (record["command"], record["exit_code"]) == ("profiles_status", 0)
+    assert record["message"].startswith("profiles_status exited 0 after ")
+    quiet = manage("profiles_status", env={"LOG_FORMAT": "json"})  # WARNING by default
+    assert (quiet.returncode, quiet.stderr) == (0, "")
