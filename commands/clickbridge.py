@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -455,13 +456,28 @@ def _command_class(command: click.Command) -> type[ClickCommand]:
     return type("Command", (ClickCommand,), {"click_command": command})
 
 
+def _epilog(own: str | None, exit_codes: Iterable[ExitCode] | None, failed: str) -> str:
+    """The command's own epilog text, if any, then the table of the codes it returns."""
+    table = exit_codes_help(ExitCode if exit_codes is None else exit_codes, failed=failed)
+    return f"{inspect.cleandoc(own)}\n\n{table}" if own else table
+
+
 def django_command(
-    *, database: bool = False, metrics: bool = False, name: str | None = None, **attrs: Any
+    *,
+    database: bool = False,
+    metrics: bool = False,
+    exit_codes: Iterable[ExitCode] | None = None,
+    failed: str = "",
+    name: str | None = None,
+    **attrs: Any,
 ) -> Callable[[Callable[..., Any]], DjangoClickCommand]:
-    """Make ``func`` a click command that is also a Django management command."""
+    """Make ``func`` a click command that is also a Django management command.
+
+    ``exit_codes`` are the codes its ``--help`` lists (default: all), ``failed``
+    what else makes it exit 1 (e.g. "with --check: users lack a profile")."""
 
     def decorator(func: Callable[..., Any]) -> DjangoClickCommand:
-        attrs.setdefault("epilog", EXIT_CODES_HELP)
+        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed)
         attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
         callback = _leaf_callback(func, lambda: command.django_command_class)
         callback = _django_options(callback, database=database, metrics=metrics)
@@ -472,9 +488,11 @@ def django_command(
     return decorator
 
 
-def django_group(name: str, **attrs: Any) -> DjangoClickGroup:
+def django_group(
+    name: str, *, exit_codes: Iterable[ExitCode] | None = None, failed: str = "", **attrs: Any
+) -> DjangoClickGroup:
     """A click group whose subcommands (made with :func:`subcommand`) are Django commands."""
-    attrs.setdefault("epilog", EXIT_CODES_HELP)
+    attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed)
     attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
     # manage.py has already acted on --settings/--pythonpath wherever they stand.
     params: list[click.Parameter] = [
@@ -492,11 +510,13 @@ def subcommand(
     *,
     database: bool = False,
     metrics: bool = False,
+    exit_codes: Iterable[ExitCode] | None = None,
+    failed: str = "",
     name: str | None = None,
     **attrs: Any,
 ) -> Callable[[Callable[..., Any]], click.Command]:
     def decorator(func: Callable[..., Any]) -> click.Command:
-        attrs.setdefault("epilog", EXIT_CODES_HELP)
+        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed)
         attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
         callback = _leaf_callback(func, lambda: group.django_command_class)
         return group.command(name=name, cls=DjangoClickCommand, **attrs)(

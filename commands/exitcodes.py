@@ -12,6 +12,7 @@ something" (78, and every other non-zero code).
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterable
 from enum import IntEnum
 
 
@@ -48,8 +49,31 @@ class ExitCode(IntEnum):
         return cls(128 + signal.Signals(signum))
 
 
-def exit_codes_help() -> str:
-    """The table for a command's ``--help`` epilog (``\\b`` keeps click from rewrapping it)."""
-    width = max(len(str(int(code))) for code in ExitCode) + 2
-    rows = [f"  {int(code):<{width}}{code.meaning}" for code in ExitCode]
+# What every command that works on a database can return; a command adds what it does
+# beyond that: 130/143 if it stops cleanly between batches, 77 if it refuses to seed.
+ON_A_DATABASE = (
+    ExitCode.OK,
+    ExitCode.FAILED,
+    ExitCode.USAGE,
+    ExitCode.TEMPFAIL,
+    ExitCode.CONFIG,
+)
+INTERRUPTIBLE = (*ON_A_DATABASE, ExitCode.SIGINT, ExitCode.SIGTERM)
+
+# FAILED as a command's --help says it when the command gives it no meaning of its own.
+FAILED_PLAINLY = "failed: a database or unexpected error"
+
+
+def exit_codes_help(codes: Iterable[ExitCode] = tuple(ExitCode), *, failed: str = "") -> str:
+    """The table for a command's ``--help`` epilog (``\\b`` keeps click from rewrapping it):
+    ``codes`` in order, FAILED worded as ``failed`` (what else makes this command exit 1)."""
+    chosen = sorted(set(codes))
+    width = max(len(str(int(code))) for code in chosen) + 2
+
+    def meaning(code: ExitCode) -> str:
+        if code is ExitCode.FAILED and failed:
+            return f"{FAILED_PLAINLY}; {failed}"
+        return code.meaning
+
+    rows = [f"  {int(code):<{width}}{meaning(code)}" for code in chosen]
     return "\n".join(["\b", "Exit codes:", *rows])
