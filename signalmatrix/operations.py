@@ -6,11 +6,12 @@ operation needs) runs in the same savepoint and is rolled back with it.
 
 from __future__ import annotations
 
+import difflib
 import io
 import itertools
 import secrets
 import tempfile
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -23,6 +24,7 @@ from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import ManyToManyField, Model
 
+from dbtools.errors import UsageError
 from profiles.models import Profile
 from signalmatrix.users import (
     changed_value,
@@ -460,3 +462,39 @@ def insert_statement(obj: Model, connection: BaseDatabaseWrapper) -> tuple[str, 
     columns = ", ".join(qn(cast(str, f.column)) for f in fields)
     placeholders = ", ".join(["%s"] * len(fields))
     return f"INSERT INTO {qn(obj._meta.db_table)} ({columns}) VALUES ({placeholders})", values
+
+
+class UnknownOperationError(UsageError, LookupError):
+    """Keys that name no operation; the message gives the closest keys and every key."""
+
+    def __init__(self, unknown: Sequence[str]) -> None:
+        self.unknown = list(unknown)
+        keys = [op.key for op in OPERATIONS]
+        problems = []
+        for key in self.unknown:
+            closest = _closest_keys(key, keys)
+            hint = f" (closest: {', '.join(closest)})" if closest else ""
+            problems.append(f"unknown operation {key!r}{hint}")
+        super().__init__("; ".join(problems) + f"; the operations are: {', '.join(keys)}.")
+
+
+def operations_named(keys: Iterable[str]) -> list[Operation]:
+    """The operations ``keys`` name, in the table's order; every operation for no key.
+
+    The table's order, not the order given, so an excerpt reads like the full
+    table. Raises :class:`UnknownOperationError` (exit 2) for a key that names
+    no operation, before anything runs.
+    """
+    wanted = list(dict.fromkeys(keys))
+    known = {op.key for op in OPERATIONS}
+    unknown = [key for key in wanted if key not in known]
+    if unknown:
+        raise UnknownOperationError(unknown)
+    return [op for op in OPERATIONS if not wanted or op.key in wanted]
+
+
+def _closest_keys(key: str, keys: list[str], limit: int = 3) -> list[str]:
+    """``save`` -> the ``save_...`` keys; otherwise the keys spelled most alike."""
+    starting = [k for k in keys if k.startswith(f"{key}_")]
+    similar = difflib.get_close_matches(key, keys, n=limit, cutoff=0.6)
+    return list(dict.fromkeys([*starting, *similar]))[:limit]

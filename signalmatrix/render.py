@@ -1,11 +1,14 @@
-"""The matrix as an aligned text table, Markdown, or the JSON object: all from one MatrixResult."""
+"""The matrix as a text table, Markdown, or the JSON object: all from one MatrixResult."""
 
 from __future__ import annotations
 
+import itertools
+import re
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+from profiles.models import Profile
 from signalmatrix.recording import SIGNALS, Event
 from signalmatrix.services import MatrixResult, OperationResult
 
@@ -14,6 +17,15 @@ DASH = "–"  # noqa: RUF001
 TIMES = "×"  # noqa: RUF001
 
 COLUMNS = ("operation", *SIGNALS, "profile created", "notes")
+
+# The text output fits a terminal of this many columns (all but --wide).
+WIDTH = 100
+# What the signals column keeps when labels are long: "pre_save; post_save created=True".
+RECEIVED_MIN_WIDTH = 36
+GAP = "  "
+NBSP = "\N{NO-BREAK SPACE}"
+OPERATION_HEADER, RECEIVED_HEADER, PROFILE_HEADER = "operation", "signals a receiver got", "profile"
+HEADERS = (OPERATION_HEADER, RECEIVED_HEADER, PROFILE_HEADER)
 
 LEGEND = (
     ("✓", "a receiver got the signal"),
@@ -109,7 +121,7 @@ def _label(op: OperationResult, *, markdown: bool) -> str:
     return f"{code} ({op.variant})" if op.variant else code
 
 
-def _receivers_line(result: MatrixResult, *, markdown: bool) -> str:
+def _receivers_line(result: MatrixResult, *, markdown: bool, glue: str = " ") -> str:
     if not result.receivers:
         return "No receiver is connected to these models."
     quote = "`" if markdown else ""
@@ -117,6 +129,7 @@ def _receivers_line(result: MatrixResult, *, markdown: bool) -> str:
         f"{quote}{r.name}{quote} ({r.signal}, {r.sender or 'any sender'}): {_state(r.state)}"
         for r in result.receivers
     ]
+    items = [item.replace(" ", glue) for item in items]
     return "Receivers of these models: " + "; ".join(items) + "."
 
 
@@ -146,8 +159,152 @@ def _heading(result: MatrixResult, *, markdown: bool) -> str:
     )
 
 
-def render_text(result: MatrixResult, *, verbosity: int = 1) -> Iterator[str]:
-    """The lines of the text output: heading, aligned table, legend, receivers, summary."""
+def render_text(result: MatrixResult, *, verbosity: int = 1, wide: bool = False) -> Iterator[str]:
+    """The lines of the text output: heading, table, legend, receivers, summary.
+
+    Every line fits :data:`WIDTH` columns: per operation, the signals a
+    receiver got (:func:`received`) and the profile cell, wrapped where a cell
+    is long. ``wide`` gives the grid of the Markdown table instead, one column
+    per signal, as wide as its longest cell (about 350 columns).
+    """
+    if wide:
+        yield from _wide_text(result, verbosity=verbosity)
+        return
+    yield from _wrap(f"Signal matrix: {_heading(result, markdown=False)}")
+    yield ""
+    yield from _narrow_table(result)
+    yield ""
+    yield from _wrap(_narrow_legend(result))
+    # Each receiver on one line, unless it alone is too long.
+    yield from _wrap(_receivers_line(result, markdown=False, glue=NBSP))
+    if result.not_rolled_back:
+        yield from _wrap(f"Not rolled back: {result.not_rolled_back}")
+    if verbosity >= 2:
+        yield ""
+        for line in _details(result):
+            yield from _wrap(line, indent="    " if line.startswith("  ") else "  ")
+    yield from _wrap(_summary(result))
+
+
+def received(result: MatrixResult, op: OperationResult, *, glue: str = " ") -> str:
+    """What the narrow table shows of ``op``: each signal a receiver got, with its cell.
+
+    ``pre_save; post_save created=True``, in the words of the grid's cells; "none"
+    when nothing came although receivers listened. Signals that were listened
+    to in other rows but not in this one are named ("no delete receiver"), and
+    the notes follow. The table joins a signal's name, its check mark and its
+    count with ``glue=NBSP``, so wrapping (:func:`_wrap`) never parts them.
+    """
+    if not op.ran:
+        return f"n/a: {cells(result, op)[-1]}"
+    got = [
+        name if cell == "✓" else f"{name}{glue}{re.sub(f' (?=[✓{TIMES}])', glue, cell)}"
+        for name in SIGNALS
+        if (cell := _signal_cell(result, op, name)) not in ("✗", DASH)
+    ]
+    parts = ["; ".join(got) or "none"]
+    unheard = [name for name in _listened_anywhere(result) if name not in op.listened]
+    if unheard:
+        parts.append(f"no receiver listened for {', '.join(unheard)}")
+    if notes := _notes(op):
+        parts.append(notes)
+    return "; ".join(parts)
+
+
+def _listened_anywhere(result: MatrixResult) -> list[str]:
+    return [name for name in SIGNALS if any(name in op.listened for op in result.operations)]
+
+
+def _narrow_table(result: MatrixResult) -> Iterator[str]:
+    ops = result.operations
+    profiles = ["n/a" if not op.ran else _profile_cell(op) for op in ops]
+    got = [received(result, op, glue=NBSP) for op in ops]
+    labels = [_label(op, markdown=False) for op in ops]
+    profile_width = max(len(PROFILE_HEADER), *map(len, profiles))
+    room = WIDTH - 2 * len(GAP) - profile_width
+    label_width = max(len(OPERATION_HEADER), *map(len, labels))
+    got_width = max(len(RECEIVED_HEADER), *map(len, got))
+    if label_width + got_width > room:
+        # The code on one line, the variant below it, and the rest to the signals.
+        longest_code = max(len(op.code) for op in ops)
+        label_width = min(label_width, longest_code, room - RECEIVED_MIN_WIDTH)
+        label_width = max(len(OPERATION_HEADER), label_width)
+        got_width = room - label_width
+    widths = (label_width, got_width, profile_width)
+    yield GAP.join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)).rstrip()
+    yield GAP.join("-" * w for w in widths)
+    for op, label, text, profile in zip(ops, labels, got, profiles, strict=True):
+        label_lines = [label] if len(label) <= label_width else _label_lines(op, label_width)
+        columns = (label_lines, _wrap(text, width=got_width), [profile])
+        for parts in itertools.zip_longest(*columns, fillvalue=""):
+            yield GAP.join(p.ljust(w) for p, w in zip(parts, widths, strict=True)).rstrip()
+
+
+def _label_lines(op: OperationResult, width: int) -> list[str]:
+    lines = _wrap(op.code, width=width)
+    if op.variant:
+        lines += _wrap(f"({op.variant})", width=width, indent="  ", first="  ")
+    return lines
+
+
+def _narrow_legend(result: MatrixResult) -> str:
+    """The legend of the narrow table, naming only what the table shows."""
+    ops = [op for op in result.operations if op.ran]
+    shown = " ".join(received(result, op) for op in ops)
+    profiles = {_profile_cell(op) for op in ops}
+    models = [result.user_model, Profile._meta.label, *filter(None, [result.m2m_sender])]
+    parts = [
+        f"Receivers of our own listened for {_and(_listened_anywhere(result))} of "
+        f"{_and(models)}; each signal that came is listed with the arguments that tell "
+        "operations apart (created, and raw and update_fields when set)"
+    ]
+    if TIMES in shown:
+        parts.append(f"{TIMES}N: sent N times, once per object")
+    if any(_from_other_model(result, op) for op in ops):
+        parts.append("Profile ...: sent for another model than the row's")
+    if any(not op.events for op in ops):
+        parts.append("none: no signal came")
+    profile = [
+        meaning
+        for symbol, meaning in (
+            ("✓", "✓ every user it created has a profile"),
+            ("✗", "✗ none has"),
+            (DASH, f"{DASH} it created no user"),
+        )
+        if symbol in profiles
+    ]
+    if any(" of " in cell for cell in profiles):
+        profile.append("N of M: N of the M users it created have one")
+    text = "; ".join(parts) + "."
+    if profile:
+        text += f" profile: {', '.join(profile)}."
+    if len(ops) < len(result.operations):
+        text += " n/a: the backend or the user model cannot run it."
+    return text + " --wide: one column per signal."
+
+
+def _from_other_model(result: MatrixResult, op: OperationResult) -> bool:
+    own = {name: result.m2m_sender if name == "m2m_changed" else op.model for name in SIGNALS}
+    return any(event.sender != own[event.signal] for event in op.events)
+
+
+def _and(names: Sequence[str]) -> str:
+    return ", ".join(names[:-1]) + f" and {names[-1]}" if len(names) > 1 else "".join(names)
+
+
+def _wrap(text: str, *, width: int = 0, indent: str = "", first: str = "") -> list[str]:
+    """``text`` in lines of at most ``width`` (default :data:`WIDTH`); words longer are cut."""
+    lines = textwrap.wrap(
+        text,
+        width=width or WIDTH,
+        initial_indent=first,
+        subsequent_indent=indent,
+        break_on_hyphens=False,
+    )
+    return [line.replace(NBSP, " ") for line in lines] or [""]
+
+
+def _wide_text(result: MatrixResult, *, verbosity: int) -> Iterator[str]:
     rows = [list(COLUMNS)]
     rows += [[_label(op, markdown=False), *cells(result, op)] for op in result.operations]
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS))]
@@ -158,7 +315,7 @@ def render_text(result: MatrixResult, *, verbosity: int = 1) -> Iterator[str]:
         if index == 0:
             yield "  ".join("-" * width for width in widths)
     yield ""
-    yield from textwrap.wrap("; ".join(f"{k}: {v}" for k, v in LEGEND) + ".", width=100)
+    yield from textwrap.wrap("; ".join(f"{k}: {v}" for k, v in LEGEND) + ".", width=WIDTH)
     yield _receivers_line(result, markdown=False)
     if result.not_rolled_back:
         yield f"Not rolled back: {result.not_rolled_back}"

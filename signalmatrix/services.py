@@ -18,7 +18,7 @@ from django.db.models.signals import post_save, pre_save
 
 from dbtools.errors import first_line
 from profiles.models import Profile
-from signalmatrix.operations import OPERATIONS, Operation, Scene
+from signalmatrix.operations import Operation, Scene, operations_named
 from signalmatrix.recording import DELETE_SIGNALS, SIGNALS, Event, recording
 from signalmatrix.users import UnbuildableUser, groups_field, new_user
 from switches.introspection import dotted_name, live_receivers
@@ -89,14 +89,17 @@ def observed_models() -> tuple[type[Model], type[Model], type[Model] | None]:
     return user_model, Profile, groups.remote_field.through if groups is not None else None
 
 
-def signal_matrix_run(*, using: str) -> MatrixResult:
-    """Run every operation on ``using`` inside a transaction that is rolled back.
+def signal_matrix_run(*, using: str, operations: Collection[str] = ()) -> MatrixResult:
+    """Run every operation (or those whose keys ``operations`` gives) on ``using``, inside
+    a transaction that is rolled back.
 
     Each operation gets a savepoint of its own, rolled back after it, so each
     starts from the database as it was; a DatabaseError in one is recorded and
     the others still run. Nothing is committed, so no on_commit callback (the
-    welcome e-mail) ever runs.
+    welcome e-mail) ever runs. An unknown key raises
+    :class:`~signalmatrix.operations.UnknownOperationError` before anything runs.
     """
+    selected = operations_named(operations)
     connection = connections[using]
     observed = observed_models()
     labels = {m._meta.label for m in observed if m is not None}
@@ -107,7 +110,7 @@ def signal_matrix_run(*, using: str) -> MatrixResult:
     )
     scene = Scene(using=using)
     with transaction.atomic(using=using):
-        results = tuple(_run(op, scene, observed) for op in OPERATIONS)
+        results = tuple(_run(op, scene, observed) for op in selected)
         transaction.set_rollback(True, using=using)
     version = ".".join(str(n) for n in connection.get_database_version())
     return MatrixResult(

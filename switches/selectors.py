@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 
@@ -11,6 +12,7 @@ from django.utils import timezone
 from switches import state
 from switches.introspection import ConnectedReceiver, connected_receivers
 from switches.models import ReceiverSwitch
+from switches.names import project_packages, top_level_package
 
 
 @dataclass(frozen=True)
@@ -31,7 +33,12 @@ class ReceiverState(ConnectedReceiver):
 
 
 def receivers_list(*, using: str) -> list[ReceiverState]:
-    """Every receiver of the model, request and auth signals, with the switches in ``using``."""
+    """Every receiver of the model, request and auth signals, with the switches in ``using``.
+
+    The project's own receivers come first, then those of installed packages,
+    then Django's (:func:`origin_rank`); within each, in signal order, then in
+    the order they were connected, the order Django calls them in.
+    """
     now = timezone.now()
     stored = {s.name: s for s in ReceiverSwitch.objects.using(using).active(now)}
     muted = state.muted_names.get()
@@ -55,4 +62,22 @@ def receivers_list(*, using: str) -> list[ReceiverState]:
         elif connection.switchable and connection.name in muted:
             receiver = replace(receiver, state="muted")
         result.append(receiver)
-    return result
+    rank = origin_rank(project_packages())
+    return sorted(result, key=lambda r: rank(r.name))
+
+
+def origin_rank(project: Collection[str]) -> Callable[[str], int]:
+    """0 for a receiver of the ``project`` packages, 1 for a third party's, 2 for Django's.
+
+    What a reader of the list looks for is what the project connected; Django's
+    own receivers (closing connections at the end of a request) are the same
+    in every project.
+    """
+
+    def rank(name: str) -> int:
+        package = top_level_package(name)
+        if package in project:
+            return 0
+        return 2 if package == "django" else 1
+
+    return rank

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any
 
@@ -39,9 +40,41 @@ def write_receivers(
     )
 
 
-def write_changes(cmd: ClickCommand, changes: list[SwitchChange]) -> None:
+def write_changes(
+    cmd: ClickCommand,
+    changes: list[SwitchChange],
+    *,
+    output_format: str,
+    database: str,
+    switched: str,
+    empty: str = "",
+    by: str = "",
+    reason: str = "",
+    **asked: Any,
+) -> None:
+    """What 'off' and 'on' did: a line per receiver, or one JSON object at every verbosity.
+
+    ``switched`` is "off" or "on". Each receiver's JSON has the keys of its
+    entry in 'list' (``by`` and ``reason`` are what 'off' stored), with
+    ``changed`` and ``was_off``; ``asked`` adds top-level keys (``all`` for 'on').
+    ``empty`` is the text line for no change at all.
+    """
+    if output_format == "json":
+        write_json(
+            cmd,
+            {
+                "database": database,
+                "switched": switched,
+                **asked,
+                "receivers": [_change_json(c, by=by, reason=reason) for c in changes],
+                "refresh_seconds": refresh_seconds(),
+            },
+        )
+        return
     if cmd.verbosity < 1:
         return
+    if not changes and empty:
+        cmd.stdout.write(empty)
     for change in changes:
         cmd.stdout.write(_change_text(change))
     if cmd.verbosity >= 2 and any(c.changed for c in changes):
@@ -49,6 +82,24 @@ def write_changes(cmd: ClickCommand, changes: list[SwitchChange]) -> None:
             "Processes started from now on obey at once; running ones within "
             f"{refresh_seconds():g}s (RECEIVER_SWITCHES_REFRESH_SECONDS)."
         )
+
+
+def _change_json(change: SwitchChange, *, by: str, reason: str) -> dict[str, Any]:
+    left = None
+    if change.expires_at is not None:
+        left = max(math.ceil((change.expires_at - timezone.now()).total_seconds()), 0)
+    return figures(
+        change,
+        "name",
+        state="off" if change.is_off else "on",
+        changed=change.changed,
+        was_off=change.was_off,
+        switched_off_at=_iso(change.switched_off_at),
+        switched_off_by=(by or None) if change.is_off else None,
+        reason=(reason or None) if change.is_off else None,
+        expires_at=_iso(change.expires_at),
+        seconds_left=left,
+    )
 
 
 def _change_text(change: SwitchChange) -> str:

@@ -6,10 +6,13 @@ The --for durations: tests/commands/test_durations.py.
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.core.management.base import CommandError
+from django.db.models.signals import pre_save
 
 from commands import clickbridge
 from commands.exitcodes import ExitCode
@@ -17,6 +20,7 @@ from switches.introspection import connected_receivers
 from switches.models import ReceiverSwitch
 from switches.muting import muted
 from tests.helpers.commands import run_command
+from tests.helpers.processes import PROJECT_DIR
 
 PROFILE = "profiles.receivers.create_profile"
 WELCOME = "profiles.receivers.send_welcome_email"
@@ -192,3 +196,115 @@ def test_list_json_writes_times_as_isoformat_gives_them():
     welcome = listed()[(WELCOME, "post_save")]
     assert welcome["switched_off_at"] == switch.switched_off_at.isoformat()
     assert welcome["expires_at"] == switch.expires_at.isoformat()
+
+
+def receiver_of(module: str) -> Callable[..., None]:
+    """A receiver whose dotted name is in ``module``, as one of that package would be."""
+
+    def on_save(sender: Any, **kwargs: Any) -> None:
+        pass
+
+    on_save.__module__, on_save.__qualname__ = module, "on_save"
+    return on_save
+
+
+@pytest.fixture
+def receivers_of_django_and_a_third_party():
+    """Connected to pre_save, which comes before post_save in the signal order."""
+    connected = [
+        receiver_of("django.contrib.fake.signals"),
+        receiver_of("acme_audit.receivers"),
+    ]
+    for receiver in connected:
+        pre_save.connect(receiver, weak=False)
+    yield
+    for receiver in connected:
+        pre_save.disconnect(receiver)
+
+
+@pytest.mark.django_db
+def test_list_shows_the_projects_receivers_then_third_party_then_djangos(
+    receivers_of_django_and_a_third_party,
+):
+    names = [name for name, _ in listed()]
+    assert names[:3] == [PROFILE, WELCOME, "acme_audit.receivers.on_save"]
+    assert all(name.startswith("django.") for name in names[3:])
+    assert "django.contrib.fake.signals.on_save" in names
+    out, _, _ = run_command("receivers", "list")
+    assert [line.split()[0] for line in out.splitlines()[1:4]] == names[:3]
+
+
+@pytest.mark.django_db
+def test_off_json_says_what_was_switched_by_whom_until_when_and_why():
+    out, err, code = run_command(
+        "receivers",
+        "off",
+        WELCOME,
+        "--for",
+        "2h",
+        "--reason",
+        "import",
+        "--by",
+        "ann",
+        format="json",
+        verbosity=0,
+    )
+    assert (err, code) == ("", 0) and out.count("\n") == 1
+    data = json.loads(out)
+    switch = ReceiverSwitch.objects.get()
+    assert data == {
+        "database": "default",
+        "switched": "off",
+        "receivers": [
+            {
+                "name": WELCOME,
+                "state": "off",
+                "changed": True,
+                "was_off": False,
+                "switched_off_at": switch.switched_off_at.isoformat(),
+                "switched_off_by": "ann",
+                "reason": "import",
+                "expires_at": switch.expires_at.isoformat(),
+                "seconds_left": data["receivers"][0]["seconds_left"],
+            }
+        ],
+        "refresh_seconds": 5,
+    }
+    assert 7190 < data["receivers"][0]["seconds_left"] <= 7200
+    again = json.loads(run_command("receivers", "off", WELCOME, format="json")[0])
+    assert again["receivers"][0]["changed"] is False and again["receivers"][0]["was_off"]
+    assert again["receivers"][0]["expires_at"] is None
+
+
+@pytest.mark.django_db
+def test_on_json_lists_what_was_switched_on_and_what_was_off():
+    run_command("receivers", "off", WELCOME, PROFILE)
+    out, err, code = run_command("receivers", "on", WELCOME, format="json")
+    assert (err, code) == ("", 0)
+    data = json.loads(out)
+    assert (data["switched"], data["all"]) == ("on", False)
+    assert [(r["name"], r["state"], r["changed"], r["was_off"]) for r in data["receivers"]] == [
+        (WELCOME, "on", True, True)
+    ]
+    out, _, _ = run_command("receivers", "on", "--all", format="json")
+    assert [r["name"] for r in json.loads(out)["receivers"]] == [PROFILE]
+    out, err, code = run_command("receivers", "on", "--all", format="json")
+    assert (err, code) == ("", 0)
+    assert json.loads(out) == {
+        "database": "default",
+        "switched": "on",
+        "all": True,
+        "receivers": [],
+        "refresh_seconds": 5,
+    }
+
+
+@pytest.mark.django_db
+def test_the_documented_keys_of_off_and_on_are_what_they_print():
+    doc = (PROJECT_DIR / "docs" / "receivers.md").read_text()
+    section = doc.split("- `off --format json` and `on --format json`", 1)[1].split(". Each", 1)[0]
+    documented = set(re.findall(r'"(\w+)"', section)) - {"off", "on"}
+    off = json.loads(run_command("receivers", "off", WELCOME, format="json")[0])
+    on = json.loads(run_command("receivers", "on", WELCOME, format="json")[0])
+    printed = set(off) | set(on) | set(off["receivers"][0]) | set(on["receivers"][0])
+    assert documented == printed

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pytest
 
+from signalmatrix.render import WIDTH, render_text
 from signalmatrix.services import signal_matrix_run
 from tests.helpers.users import bulk_users, create_user, has_field, user_model
 from tests.signalmatrix.helpers import (
@@ -102,3 +103,9 @@ def test_the_database_is_unchanged():
     before = database_contents()
     assert not signal_matrix_run(using="default").failed
     assert database_contents() == before
+
+
+def test_the_text_fits_100_columns(matrix):
+    for verbosity in (1, 2):
+        lines = list(render_text(matrix, verbosity=verbosity))
+        assert max(map(len, lines)) <= WIDTH, max(lines, key=len)

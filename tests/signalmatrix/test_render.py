@@ -12,7 +12,14 @@ from django.core.management.base import BaseCommand
 
 from commands.render import write_json
 from signalmatrix.recording import SIGNALS, Event
-from signalmatrix.render import cells, matrix_json, render_markdown, render_text
+from signalmatrix.render import (
+    WIDTH,
+    cells,
+    matrix_json,
+    received,
+    render_markdown,
+    render_text,
+)
 from signalmatrix.services import MatrixResult, OperationResult, signal_matrix_run
 from tests.helpers.processes import PROJECT_DIR
 
@@ -101,17 +108,109 @@ def matrix(db):
     return signal_matrix_run(using="default")
 
 
-def test_text_is_an_aligned_table(matrix):
+def test_text_fits_100_columns_at_every_verbosity(matrix):
+    for verbosity in (1, 2, 3):
+        lines = list(render_text(matrix, verbosity=verbosity))
+        assert max(map(len, lines)) <= WIDTH, max(lines, key=len)
+
+
+def test_text_is_a_table_of_the_signals_each_operation_got(matrix):
     lines = list(render_text(matrix))
     assert lines[0].startswith(f"Signal matrix: {matrix.backend}, database 'default', Django ")
     header, rule = lines[2], lines[3]
+    assert header.split("  ")[0] == "operation" and header.rstrip().endswith("profile")
+    assert set(rule) <= {"-", " "}
+    got, profile = header.index("signals a receiver got"), header.index("profile")
+    table = lines[4 : lines.index("", 4)]
+    for line in table:  # every column starts where its header does
+        for start in (got, profile):
+            assert len(line) <= start or line[start - 2 : start] == "  ", line
+    rows = {line[:got].strip(): line for line in table if not line.startswith(" ")}
+    assert rows["user.save() (insert)"][got:].split() == [
+        "pre_save;",
+        "post_save",
+        "created=True",
+        "✓",
+    ]
+    assert rows["User.objects.bulk_create() (two users)"][got:].split() == ["none", "✗"]
+    assert lines[-1].startswith(f"Ran {len(matrix.operations)} operation(s) in a transaction")
+
+
+def test_wide_text_is_the_aligned_grid_of_the_markdown_table(matrix):
+    lines = list(render_text(matrix, wide=True))
+    header, rule = lines[2], lines[3]
+    assert header.split() == ["operation", *SIGNALS, "profile", "created", "notes"]
     table = lines[2 : 4 + len(matrix.operations)]
     starts = [header.index(name) for name in ("pre_save", "post_save", "m2m_changed")]
     for line in table[2:]:
         for start in starts:  # every column starts where its header does
             assert line[start - 2 : start] == "  " and line[start] != " ", line
     assert set(rule) <= {"-", " "}
-    assert lines[-1].startswith(f"Ran {len(matrix.operations)} operation(s) in a transaction")
+    assert max(map(len, lines)) > WIDTH  # one line per operation, however long
+
+
+def test_received_lists_what_came_in_the_words_of_the_cells():
+    saved = op(
+        events=(
+            event("pre_save", raw=True, update_fields=None),
+            event("post_save", created=True, raw=True, update_fields=None),
+        )
+    )
+    assert (
+        received(result_with(saved), saved) == "pre_save raw=True; post_save created=True raw=True"
+    )
+    deleted = op(events=(event("pre_delete"), event("pre_delete", "profiles.Profile")))
+    assert received(result_with(deleted), deleted) == "pre_delete ✓, Profile ✓"
+    quiet = op()
+    assert received(result_with(quiet), quiet) == "none"
+    unsupported = op(unsupported="no such feature")
+    assert received(result_with(unsupported), unsupported) == "n/a: not supported: no such feature"
+
+
+def test_received_names_signals_listened_to_elsewhere_but_not_in_the_row_and_the_notes():
+    observed = op(key="observed")
+    unobserved = op(
+        key="unobserved",
+        listened=("pre_save", "post_save", "m2m_changed"),
+        fast_deleted=("profiles.Profile",),
+    )
+    result = result_with(observed, unobserved)
+    assert received(result, unobserved) == (
+        "none; no receiver listened for pre_delete, post_delete; "
+        "fast delete of Profile: rows deleted, never loaded"
+    )
+    # Not listened to in any row (a user model without groups): not named per row.
+    no_groups = op(listened=("pre_save", "post_save", "pre_delete", "post_delete"))
+    assert received(result_with(no_groups), no_groups) == "none"
+
+
+def test_long_labels_errors_and_reasons_are_wrapped_within_their_columns():
+    long = op(
+        code="User.objects.bulk_create(" + "x" * 20 + "=True)",
+        variant="a variant that is rather long, as variants go",
+        error="a database error " * 12,
+    )
+    short = op(code="user.save()", users_created=1, profiles_created=1, events=(event("pre_save"),))
+    lines = list(render_text(result_with(short, long), verbosity=2))
+    assert max(map(len, lines)) <= WIDTH
+    got, profile = lines[2].index("signals a receiver got"), lines[2].index("profile")
+    table = lines[4 : lines.index("", 4)]
+    assert table[0].split() == ["user.save()", "pre_save", "✓"]
+    assert table[1].startswith("User.objects.bulk_create(")
+    assert table[2].startswith("  (a variant that is rather long")
+    assert table[1][profile:] == "n/a"
+    error = " ".join(line[got:profile].strip() for line in table[1:])
+    assert error == "n/a: failed: " + "a database error " * 11 + "a database error"
+
+
+def test_the_legend_explains_only_what_the_table_shows():
+    quiet = op(users_created=2)  # bulk_create: nothing came, no profile
+    saved = op(users_created=1, profiles_created=1, events=(event("pre_save"),))
+    legend = " ".join(render_text(result_with(quiet, saved))).split("profile  ")[-1]
+    assert "none: no signal came" in legend
+    assert "✓ every user it created has a profile, ✗ none has." in legend
+    assert "×N" not in legend and "n/a" not in legend and "Profile ..." not in legend
+    assert "–" not in legend.split("Receivers of these models")[0]
 
 
 def test_text_at_verbosity_2_lists_every_signal(matrix):

@@ -11,10 +11,11 @@ from django.core import mail
 from django.db import connection, transaction
 from django.db.models.signals import post_save
 
+from dbtools.errors import UsageError
 from profiles.models import Profile
 from profiles.services import profile_ensure
 from signalmatrix import operations
-from signalmatrix.operations import Scene
+from signalmatrix.operations import OPERATIONS, Scene, UnknownOperationError
 from signalmatrix.services import signal_matrix_run
 from switches.muting import muted
 from switches.services import receiver_switches_off
@@ -283,3 +284,25 @@ def test_a_user_model_no_user_can_be_built_for_makes_rows_not_applicable_not_fai
     assert reasons == {
         "no user of this model can be built: auth.User.team is a required relation to teams.Team"
     }
+
+
+@pytest.mark.django_db
+def test_operations_runs_only_those_named_in_the_order_of_the_table():
+    result = signal_matrix_run(
+        using="default", operations=["bulk_create", "save_insert", "bulk_create"]
+    )
+    assert [op.key for op in result.operations] == ["save_insert", "bulk_create"]
+    assert row(result, "bulk_create").profile_created is False
+
+
+def test_an_unknown_operation_is_refused_before_anything_runs():
+    # No database access is allowed here: the keys are checked first.
+    with pytest.raises(UnknownOperationError) as refused:
+        signal_matrix_run(using="default", operations=["save", "bulk_create", "bulk_craete"])
+    message = str(refused.value)
+    assert isinstance(refused.value, UsageError) and "\n" not in message
+    assert message.startswith(
+        "unknown operation 'save' (closest: save_insert, save_update, save_update_fields); "
+        "unknown operation 'bulk_craete' (closest: bulk_create"
+    )
+    assert message.endswith(f"the operations are: {', '.join(o.key for o in OPERATIONS)}.")

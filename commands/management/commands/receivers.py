@@ -84,6 +84,7 @@ def list_(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     help=f"Switch back on by itself after this long: {EXAMPLES}; at most "
     f"{MAX_DURATION.days}d. Without it, the receiver stays off until 'receivers on'.",
 )
+@format_option(help="json: one object on one line: what was switched, by whom, until when, why.")
 def off(
     cmd: ClickCommand,
     *,
@@ -92,6 +93,7 @@ def off(
     reason: str,
     by: str,
     duration: timedelta | None,
+    output_format: str,
 ) -> None:
     """Switch receivers off, in every process that uses the database.
 
@@ -103,6 +105,11 @@ def off(
     write_changes(
         cmd,
         receiver_switches_off(names=names, reason=reason, by=by, until=until, using=database),
+        output_format=output_format,
+        database=database,
+        switched="off",
+        by=by,
+        reason=reason,
     )
 
 
@@ -111,19 +118,29 @@ def off(
 @click.option(
     "--all", "all_", is_flag=True, callback=names_or_all, help="Switch every receiver back on."
 )
-def on(cmd: ClickCommand, *, database: str, names: tuple[str, ...], all_: bool) -> None:
+@format_option(help="json: one object on one line: what was switched on, and what was off.")
+def on(
+    cmd: ClickCommand, *, database: str, names: tuple[str, ...], all_: bool, output_format: str
+) -> None:
     """Switch receivers back on, in every process that uses the database.
 
     Switching on a receiver that is on is not an error. An unknown name
-    changes nothing and exits 2.
+    changes nothing and exits 2. With --all, only the receivers that were off
+    are listed.
     """
-    if not all_:
-        write_changes(cmd, receiver_switches_on(names=names, using=database))
-        return
-    changes = receiver_switches_all_on(using=database)
-    if not changes and cmd.verbosity >= 1:
-        cmd.stdout.write("No receiver was switched off.")
-    write_changes(cmd, changes)
+    if all_:
+        changes = receiver_switches_all_on(using=database)
+    else:
+        changes = receiver_switches_on(names=names, using=database)
+    write_changes(
+        cmd,
+        changes,
+        output_format=output_format,
+        database=database,
+        switched="on",
+        empty="No receiver was switched off.",
+        all=all_,
+    )
 
 
 Command = group.django_command_class

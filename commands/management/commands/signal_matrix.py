@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import click
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
 from commands.exitcodes import ExitCode
 from commands.options import format_option
 from commands.render import write_json
+from dbtools.errors import UsageError
+from signalmatrix.operations import operations_named
 from signalmatrix.render import matrix_json, render_markdown, render_text
 from signalmatrix.services import signal_matrix_run
+
+
+def known_operations(
+    ctx: click.Context, param: click.Parameter, keys: tuple[str, ...]
+) -> tuple[str, ...]:
+    """--operation refused while parsing, before the database is checked."""
+    try:
+        operations_named(keys)
+    except UsageError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return keys
 
 
 @django_command(name="signal_matrix", database=True)
@@ -17,10 +31,32 @@ from signalmatrix.services import signal_matrix_run
     "text",
     "json",
     "markdown",
-    help="text: an aligned table; json: one object on one line; markdown: a table to "
-    "paste into documentation. json and markdown are printed at every verbosity.",
+    help="text: a table that fits 100 columns; json: one object on one line; markdown: a "
+    "table to paste into documentation. json and markdown are printed at every verbosity.",
 )
-def command(cmd: ClickCommand, *, database: str, output_format: str) -> None:
+@click.option(
+    "--operation",
+    "operations",
+    multiple=True,
+    metavar="KEY",
+    callback=known_operations,
+    help="Run only this operation (repeatable), e.g. --operation save_insert --operation "
+    "bulk_create; rows keep the table's order. The keys are the 'key' fields of --format "
+    "json; an unknown one lists them all.",
+)
+@click.option(
+    "--wide",
+    is_flag=True,
+    help="Text as one column per signal, as the markdown table (about 350 columns wide).",
+)
+def command(
+    cmd: ClickCommand,
+    *,
+    database: str,
+    output_format: str,
+    operations: tuple[str, ...],
+    wide: bool,
+) -> None:
     """Run common ORM operations and show which signals each one sends.
 
     Each operation (save, create, get_or_create, bulk_create, update,
@@ -31,13 +67,15 @@ def command(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     No row is left changed and no e-mail is sent. -v 2 lists every signal
     with its arguments. See docs/signals.md.
     """
-    result = signal_matrix_run(using=database)
+    if wide and output_format != "text":
+        raise UsageError(f"--wide is for --format text; --format {output_format} is never cut.")
+    result = signal_matrix_run(using=database, operations=operations)
     if output_format == "json":
         write_json(cmd, matrix_json(result))
     elif output_format == "markdown":
         cmd.stdout.write(render_markdown(result))
     elif cmd.verbosity >= 1:
-        for line in render_text(result, verbosity=cmd.verbosity):
+        for line in render_text(result, verbosity=cmd.verbosity, wide=wide):
             cmd.stdout.write(line)
     if result.failed:
         names = ", ".join(op.key for op in result.failed)
