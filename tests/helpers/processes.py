@@ -86,14 +86,14 @@ def _command(args: tuple[str, ...], module: str | None) -> list[str]:
     return [sys.executable, *program, *args]
 
 
-def _check_caller(args: tuple[str, ...], module: str | None) -> None:
+def _check_caller(args: tuple[str, ...], module: str | None, program: str | None = None) -> None:
     """Fail a test outside tests/system that starts a process, naming where it belongs."""
     current = os.environ.get("PYTEST_CURRENT_TEST")  # "<node id> (setup|call|teardown)"
     if current is None:
         return
     test = current.rsplit(" ", 1)[0]
     if not (PROJECT_DIR / test.split("::", 1)[0]).resolve().is_relative_to(SYSTEM_TESTS):
-        program = f"python -m {module}" if module else "manage.py"
+        program = program or (f"python -m {module}" if module else "manage.py")
         raise AssertionError(
             f"{test} starts a process ({' '.join([program, *args[:1]])} ...): move it to "
             "tests/system/ (marker 'processes', left out of make test-fast), or test it "
@@ -143,6 +143,25 @@ def completed(
         timeout=timeout,
         stdin=subprocess.DEVNULL,
         **kwargs,
+    )
+
+
+def make(
+    target: str, *, variables: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """``make TARGET NAME=VALUE...`` in the project, with this interpreter's venv as
+    ``VENV`` and never reinstalled (``-o``): the target is under test, not pip."""
+    _check_caller((target,), None, program="make")
+    venv = Path(sys.prefix)
+    assignments = [f"{name}={value}" for name, value in {"VENV": str(venv), **variables}.items()]
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", f"{venv}/.installed", target, *assignments],
+        cwd=PROJECT_DIR,
+        env=manage_env(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
     )
 
 

@@ -8,35 +8,18 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import PROJECT_DIR, database_url, manage_env
+from tests.helpers.processes import database_url, make
 
 SIZES = {"DEMO_SAVE": "20", "DEMO_BULK": "20", "DEMO_MORE": "200"}
 
 
 def make_demo(demo_dir: Path) -> subprocess.CompletedProcess[str]:
-    # This interpreter's venv, never reinstalled (-o): the demo is under test, not pip.
-    venv = Path(sys.prefix)
-    variables = {
-        **SIZES,
-        "VENV": str(venv),
-        "DEMO_DIR": str(demo_dir),
-        "DEMO_DATABASE_URL": database_url(),
-    }
-    return subprocess.run(
-        ["make", "--no-print-directory", "-o", f"{venv}/.installed", "demo"]
-        + [f"{name}={value}" for name, value in variables.items()],
-        cwd=PROJECT_DIR,
-        env=manage_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    variables = {**SIZES, "DEMO_DIR": str(demo_dir), "DEMO_DATABASE_URL": database_url()}
+    return make("demo", variables=variables)
 
 
 def figures(output: str) -> str:
