@@ -73,4 +73,4 @@ bench: $(VENV)/.installed
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) db.sqlite3 .test-db*.sqlite3* var/mail
+	rm -rf $(VENV) db.sqlite3* .test-db*.sqlite3* var

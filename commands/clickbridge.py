@@ -435,12 +435,24 @@ class DjangoClickGroup(click.Group):
 
 
 def _leaf_callback(
-    func: Callable[..., Any], command_class: Callable[[], type[ClickCommand]]
+    func: Callable[..., Any],
+    command_class: Callable[[], type[ClickCommand]],
+    validate: Callable[[], None] | None,
 ) -> Callable[..., Any]:
     @functools.wraps(func)
     def callback(**params: Any) -> Any:
         ctx = click.get_current_context()
         django_command = ctx.find_object(ClickCommand)
+        try:
+            # Options that cannot go together are bad usage whatever state the database
+            # is in: refused before the system checks and database_ready connect.
+            if validate is not None:
+                validate()
+        except UsageError as exc:
+            error = _command_error(exc)
+            if django_command is not None:
+                raise error from exc
+            raise _CommandFailed(error) from exc
         if django_command is not None:
             return django_command.run_leaf(func, params)
         # Invoked as a plain click command (CliRunner, another click group).
@@ -456,9 +468,11 @@ def _command_class(command: click.Command) -> type[ClickCommand]:
     return type("Command", (ClickCommand,), {"click_command": command})
 
 
-def _epilog(own: str | None, exit_codes: Iterable[ExitCode] | None, failed: str) -> str:
+def _epilog(
+    own: str | None, exit_codes: Iterable[ExitCode] | None, failed: str, tempfail: str
+) -> str:
     """The command's own epilog text, if any, then the table of the codes it returns."""
-    table = exit_codes_help(ExitCode if exit_codes is None else exit_codes, failed=failed)
+    table = exit_codes_help(exit_codes, failed=failed, tempfail=tempfail)
     return f"{inspect.cleandoc(own)}\n\n{table}" if own else table
 
 
@@ -468,18 +482,23 @@ def django_command(
     metrics: bool = False,
     exit_codes: Iterable[ExitCode] | None = None,
     failed: str = "",
+    tempfail: str = "",
+    validate: Callable[[], None] | None = None,
     name: str | None = None,
     **attrs: Any,
 ) -> Callable[[Callable[..., Any]], DjangoClickCommand]:
     """Make ``func`` a click command that is also a Django management command.
 
-    ``exit_codes`` are the codes its ``--help`` lists (default: all), ``failed``
-    what else makes it exit 1 (e.g. "with --check: users lack a profile")."""
+    ``exit_codes`` are the codes its ``--help`` lists (default: all), ``failed`` and
+    ``tempfail`` what else makes it exit 1 or 75 (e.g. "with --check: users lack a
+    profile", "another run holds the lock"). ``validate`` runs first, inside click's
+    context, before anything connects: it raises UsageError for options that cannot go
+    together (see commands.options.refuse_together)."""
 
     def decorator(func: Callable[..., Any]) -> DjangoClickCommand:
-        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed)
+        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed, tempfail)
         attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
-        callback = _leaf_callback(func, lambda: command.django_command_class)
+        callback = _leaf_callback(func, lambda: command.django_command_class, validate)
         callback = _django_options(callback, database=database, metrics=metrics)
         command = click.command(name=name, cls=DjangoClickCommand, **attrs)(callback)
         command.django_command_class = _command_class(command)
@@ -489,10 +508,15 @@ def django_command(
 
 
 def django_group(
-    name: str, *, exit_codes: Iterable[ExitCode] | None = None, failed: str = "", **attrs: Any
+    name: str,
+    *,
+    exit_codes: Iterable[ExitCode] | None = None,
+    failed: str = "",
+    tempfail: str = "",
+    **attrs: Any,
 ) -> DjangoClickGroup:
     """A click group whose subcommands (made with :func:`subcommand`) are Django commands."""
-    attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed)
+    attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed, tempfail)
     attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
     # manage.py has already acted on --settings/--pythonpath wherever they stand.
     params: list[click.Parameter] = [
@@ -512,13 +536,15 @@ def subcommand(
     metrics: bool = False,
     exit_codes: Iterable[ExitCode] | None = None,
     failed: str = "",
+    tempfail: str = "",
+    validate: Callable[[], None] | None = None,
     name: str | None = None,
     **attrs: Any,
 ) -> Callable[[Callable[..., Any]], click.Command]:
     def decorator(func: Callable[..., Any]) -> click.Command:
-        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed)
+        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed, tempfail)
         attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
-        callback = _leaf_callback(func, lambda: group.django_command_class)
+        callback = _leaf_callback(func, lambda: group.django_command_class, validate)
         return group.command(name=name, cls=DjangoClickCommand, **attrs)(
             _django_options(callback, database=database, metrics=metrics)
         )

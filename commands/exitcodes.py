@@ -1,12 +1,13 @@
 """The exit codes of every command, each with its one-line meaning.
 
-This is the one table: ``--help`` prints it (:func:`exit_codes_help`), and a
-test keeps the README's and docs/operations.md's tables in step with it. The
-numbers follow sysexits.h where one fits (75 ``EX_TEMPFAIL``, 77
-``EX_NOPERM``, 78 ``EX_CONFIG``) and the shell's 128 + N for a signal, so
-cron, systemd and shell scripts can tell "run again later" (75, which the
-documented crontab and unit treat as success) from "a person must fix
-something" (78, and every other non-zero code).
+This is the one table: each command's ``--help`` prints the codes it can
+return (:func:`exit_codes_help`), and a test keeps the README's and
+docs/operations.md's tables in step with it. The numbers follow sysexits.h
+where one fits (75 ``EX_TEMPFAIL``, 77 ``EX_NOPERM``, 78 ``EX_CONFIG``) and
+the shell's 128 + N for a signal, so cron, systemd and shell scripts can tell
+"run again later" (75; the documented crontab and unit run with
+``--if-locked skip``, which exits 0 when only the lock is held) from "a
+person must fix something" (78, and every other non-zero code).
 """
 
 from __future__ import annotations
@@ -49,30 +50,49 @@ class ExitCode(IntEnum):
         return cls(128 + signal.Signals(signum))
 
 
-# What every command that works on a database can return; a command adds what it does
-# beyond that: 130/143 if it stops cleanly between batches, 77 if it refuses to seed.
+# What every command that works on a database can return (Ctrl-C included); a command
+# adds what it does beyond that: SIGTERM if it stops cleanly between batches on either
+# signal, REFUSED if it refuses to seed.
 ON_A_DATABASE = (
     ExitCode.OK,
     ExitCode.FAILED,
     ExitCode.USAGE,
     ExitCode.TEMPFAIL,
     ExitCode.CONFIG,
+    ExitCode.SIGINT,
 )
-INTERRUPTIBLE = (*ON_A_DATABASE, ExitCode.SIGINT, ExitCode.SIGTERM)
+INTERRUPTIBLE = (*ON_A_DATABASE, ExitCode.SIGTERM)
 
-# FAILED as a command's --help says it when the command gives it no meaning of its own.
+# As a command's --help words them when the command has no batches to keep, and
+# (FAILED) when it gives no meaning of its own.
 FAILED_PLAINLY = "failed: a database or unexpected error"
+TEMPFAIL_PLAINLY = "try again later: the database is unreachable or was lost, or a timeout"
+SIGINT_PLAINLY = "interrupted by SIGINT (Ctrl-C)"
 
 
-def exit_codes_help(codes: Iterable[ExitCode] = tuple(ExitCode), *, failed: str = "") -> str:
+def exit_codes_help(
+    codes: Iterable[ExitCode] | None = None, *, failed: str = "", tempfail: str = ""
+) -> str:
     """The table for a command's ``--help`` epilog (``\\b`` keeps click from rewrapping it):
-    ``codes`` in order, FAILED worded as ``failed`` (what else makes this command exit 1)."""
-    chosen = sorted(set(codes))
+    ``codes`` in order; FAILED and TEMPFAIL plainly, with ``failed`` and ``tempfail``
+    (what else makes this command exit 1 or 75) if given; SIGINT as batches that stay
+    only where SIGTERM is listed too. None is the whole table, worded as ExitCode
+    says (the README's and docs' table)."""
+    whole_table = codes is None
+    chosen = sorted(set(codes) if codes is not None else set(ExitCode))
     width = max(len(str(int(code))) for code in chosen) + 2
 
     def meaning(code: ExitCode) -> str:
         if code is ExitCode.FAILED and failed:
             return f"{FAILED_PLAINLY}; {failed}"
+        if code is ExitCode.FAILED and not whole_table:
+            return FAILED_PLAINLY
+        if code is ExitCode.TEMPFAIL and tempfail:
+            return f"{TEMPFAIL_PLAINLY}; {tempfail}"
+        if code is ExitCode.TEMPFAIL and not whole_table:
+            return TEMPFAIL_PLAINLY
+        if code is ExitCode.SIGINT and ExitCode.SIGTERM not in chosen:
+            return SIGINT_PLAINLY
         return code.meaning
 
     rows = [f"  {int(code):<{width}}{meaning(code)}" for code in chosen]

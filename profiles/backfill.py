@@ -29,7 +29,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, connections
-from django.db.models import Model, QuerySet
+from django.db.models import Exists, Model, OuterRef, QuerySet
+from django.db.models.functions import Mod
 
 from dbtools.batches import BatchAbandoned, run_batch
 from dbtools.locks import database_lock
@@ -280,6 +281,28 @@ class _Backfill:
                 self.on_batch(*self.walk.progress())
             if self.stopped is None:  # else another thread's batch already ended the run
                 self.stopped = self._stop_reason()
+                if self.stopped == "limit":
+                    # The limit took the first users of the batch, not all of it; a
+                    # limited run has one job, so this batch is the last one finished.
+                    self.walk.covered_only_up_to(self._covered_up_to(batch))
+
+    def _covered_up_to(self, batch: _Batch) -> Any:
+        """The last pk of ``batch`` up to which every user (of the shard) has a row: the
+        user before the first one still without, or the batch's previous end (None)."""
+        users = get_user_model()._base_manager.db_manager(self.using).filter(pk__lte=batch.last_pk)
+        if batch.after_pk is not None:
+            users = users.filter(pk__gt=batch.after_pk)
+        if self.shard.count > 1:
+            users = users.alias(residue=Mod("pk", self.shard.count)).filter(
+                residue=self.shard.number - 1
+            )
+        pks = users.values_list("pk", flat=True)
+        has_row = Exists(self.target.model._base_manager.filter(user=OuterRef("pk")))
+        first_without = pks.filter(~has_row).order_by("pk").first()
+        if first_without is None:
+            return batch.last_pk
+        before = pks.filter(pk__lt=first_without).order_by("-pk").first()
+        return batch.after_pk if before is None else before
 
     def _stop_reason(self) -> StopReason | None:
         if self.limit is not None and sum(self.created) >= self.limit:
@@ -445,6 +468,11 @@ class _Batches:
                 self._covered += oldest.size or 0
                 if oldest.number == self._final:
                     self._covered = self._total
+
+    def covered_only_up_to(self, pk: Any) -> None:
+        """The last batch finished was cut short: its users are covered up to ``pk``."""
+        with self._lock:
+            self.last_pk = pk
 
     def progress(self) -> tuple[int, int]:
         """(users covered from the start, users at the start), once a batch has finished;

@@ -1,14 +1,34 @@
-"""Options that several commands share, so each reads and behaves the same everywhere."""
+"""Options that several commands share, so each reads and behaves the same everywhere.
+
+The run lock's three (:func:`wait_option`, :func:`if_locked_option`,
+:func:`no_lock_option`) come with what they mean once the lock is found held
+(:func:`run_locked`), and :func:`refuse_together` refuses options that mean
+nothing beside another (exit 2, one line).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+from click.core import ParameterSource
+from django.core.management.base import CommandError
+
+from commands.exitcodes import ExitCode
+from commands.render import write_json
+from dbtools.errors import UsageError
+from dbtools.locks import LockHeld
+
+if TYPE_CHECKING:
+    from commands.clickbridge import ClickCommand
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The gauge of a run's --metrics-file that says whether it skipped (1) or ran (0).
+SKIPPED_GAUGE = "last_run_skipped"
 
 
 def format_option(
@@ -56,7 +76,7 @@ def max_seconds_option(*, help: str) -> Callable[[F], F]:
 
 
 def wait_option() -> Callable[[F], F]:
-    """``--wait SECONDS`` for another run's lock, instead of exiting 75 at once."""
+    """``--wait SECONDS`` for another run's lock, before ``--if-locked`` applies."""
     return click.option(
         "--wait",
         type=click.FloatRange(min=0),
@@ -64,12 +84,111 @@ def wait_option() -> Callable[[F], F]:
         show_default=True,
         metavar="SECONDS",
         callback=finite,
-        help="Wait this long for another run's lock instead of exiting 75 at once.",
+        help="Wait this long for another run's lock; if it is still held, --if-locked "
+        "says what to do.",
+    )
+
+
+def if_locked_option() -> Callable[[F], F]:
+    """``--if-locked fail|skip``: what a run does when another holds its lock (after --wait)."""
+    return click.option(
+        "--if-locked",
+        type=click.Choice(["fail", "skip"]),
+        default="fail",
+        show_default=True,
+        help="When another run still holds the lock (after --wait): fail exits 75 with one "
+        "line; skip exits 0, with one line at -v 1 and above and nothing at -v 0 (for "
+        "cron: the run in progress does the work).",
+    )
+
+
+# What else exits 75 for a command that takes its run's lock through run_locked(), as its
+# --help lists it.
+LOCK_HELD = "another run holds the lock (with --if-locked fail, the default)"
+
+
+@contextmanager
+def run_locked(
+    cmd: ClickCommand,
+    lock: AbstractContextManager[None],
+    *,
+    held: str,
+    wait: float,
+    if_locked: str,
+    output_format: str,
+) -> Iterator[bool]:
+    """Hold ``lock`` for the block, which gets True; or, another run holding it once
+    ``wait`` has passed, what ``if_locked`` says.
+
+    ``held`` says who holds it ("another backfill_profiles run holds the lock on
+    database 'default'"). ``skip``: the block gets False and should end the run,
+    which exits 0; one line says so at verbosity 1 and above (nothing at 0), or
+    one JSON object. ``fail``: exit 75, one line that says how long it waited and
+    what to do. Either way the run's --metrics-file says whether it skipped.
+    """
+    with ExitStack() as stack:
+        try:
+            stack.enter_context(lock)
+        except LockHeld:
+            _lock_held(cmd, held=held, wait=wait, if_locked=if_locked, output_format=output_format)
+            yield False
+            return
+        cmd.run_record.gauges[SKIPPED_GAUGE] = 0
+        yield True
+
+
+def _lock_held(
+    cmd: ClickCommand, *, held: str, wait: float, if_locked: str, output_format: str
+) -> None:
+    waited = f"waited {wait:g} s for it" if wait else ""
+    if if_locked == "skip":
+        cmd.run_record.gauges[SKIPPED_GAUGE] = 1
+        if output_format == "json":
+            write_json(cmd, {"skipped": True, "reason": held, "waited_seconds": wait})
+        elif cmd.verbosity >= 1:
+            cmd.stdout.write(f"skipped: {held}{f' ({waited})' if waited else ''}.")
+        return
+    if waited:
+        advice = f"{waited}; try again later, or pass a longer --wait"
+    else:
+        advice = "try again later, or pass --wait SECONDS to wait for it"
+    raise CommandError(
+        f"{held}; {advice} (--if-locked skip: exit 0 while another run works).",
+        returncode=ExitCode.TEMPFAIL,
     )
 
 
 def no_lock_option(*, help: str) -> Callable[[F], F]:
     return click.option("--no-lock", is_flag=True, help=help)
+
+
+def given(name: str) -> bool:
+    """Was the option ``name`` given (on the command line or to call_command), rather than
+    left at its default? A flag counts only when on."""
+    ctx = click.get_current_context()
+    param = _param(ctx, name)
+    if isinstance(param, click.Option) and param.is_flag:
+        return bool(ctx.params.get(name))
+    return ctx.get_parameter_source(name) not in (None, ParameterSource.DEFAULT)
+
+
+def refuse_together(option: str, others: Iterable[str], *, why: str) -> None:
+    """UsageError (exit 2, one line) if ``option`` was given with one of ``others``:
+    ``why`` says what the pair cannot mean together."""
+    if not given(option):
+        return
+    for other in others:
+        if given(other):
+            raise UsageError(f"{_flag(option)} and {_flag(other)} cannot be used together: {why}.")
+
+
+def _param(ctx: click.Context, name: str) -> click.Parameter:
+    return next(param for param in ctx.command.params if param.name == name)
+
+
+def _flag(name: str) -> str:
+    param = _param(click.get_current_context(), name)
+    return next((opt for opt in param.opts if opt.startswith("--")), param.opts[0])
 
 
 def jobs_option(*, help: str) -> Callable[[F], F]:

@@ -17,9 +17,11 @@ from commands.options import (
     F,
     batch_size_option,
     format_option,
+    if_locked_option,
     jobs_option,
     max_seconds_option,
     no_lock_option,
+    refuse_together,
     wait_option,
 )
 from profiles.sharding import WHOLE_TABLE, Shard, shard_from
@@ -91,7 +93,8 @@ def backfill_options(
             "--check",
             is_flag=True,
             help=f"Create nothing; exit 1 if any user (of the shard, with --shard) lacks "
-            f"{a_row}, else 0 (for monitoring).",
+            f"{a_row}, else 0 (for monitoring). Counts under the run's lock, so never while "
+            "a run is half-way: --wait, --if-locked and --no-lock apply.",
         ),
         max_seconds_option(
             help="Stop after the batch in flight once this many seconds have passed; "
@@ -105,13 +108,17 @@ def backfill_options(
             f"its own lock, so N processes share one {run}.",
         ),
         wait_option(),
+        if_locked_option(),
         jobs_option(
             help="Batches to run at once, each on its own database connection: the work is "
             "the database server's, so two keep two of its cores busy; --jobs 1 is the "
             "gentlest. SQLite has one writer and always runs one; so does --limit, to stop "
             "at exactly N."
         ),
-        no_lock_option(help="Run without the lock (correctness never depends on it)."),
+        no_lock_option(
+            help="Run without the lock (correctness never depends on it); --wait and "
+            "--if-locked then mean nothing."
+        ),
         format_option(help="json: one object with the figures."),
     ]
 
@@ -121,3 +128,40 @@ def backfill_options(
         return func
 
     return decorator
+
+
+# What --check answers without writing, so these mean nothing beside it; --dry-run
+# takes every option of a run (it previews that very command line; --limit caps its count).
+CHECK_IGNORES = ("limit", "batch_size", "jobs", "max_seconds")
+
+
+def refuse_conflicts(*, check_ignores: tuple[str, ...] = CHECK_IGNORES) -> None:
+    """Exit 2, one line, for options given together that cannot both mean something:
+    ``--check`` with ``--dry-run`` or with one of ``check_ignores``, and ``--no-lock``
+    with ``--wait`` or ``--if-locked``. Call it first in the command."""
+    refuse_together(
+        "check",
+        ["dry_run"],
+        why="--check counts for monitoring and --dry-run previews a run; pass one",
+    )
+    refuse_together("check", check_ignores, why="--check writes nothing; leave it out")
+    refuse_no_lock_conflicts()
+
+
+def refuse_no_lock_conflicts() -> None:
+    refuse_together(
+        "no_lock",
+        ["wait", "if_locked"],
+        why="without the lock there is nothing to wait for or to skip",
+    )
+
+
+def check_epilog(*, a_row: str, command: str) -> str:
+    """What a backfill's own ``--check`` answers, for its ``--help`` epilog (the bridge
+    adds the exit codes after it)."""
+    return (
+        f"With --check it creates nothing and exits 0 when every user (of the shard, with "
+        f"--shard) has {a_row}, or 1 with one line saying how many lack one and to run "
+        f"'manage.py {command}'; it counts under the run's lock, so never while a run is "
+        "half-way (--wait, --if-locked)."
+    )

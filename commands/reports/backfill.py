@@ -133,10 +133,13 @@ def write_run(
     )
     if result.stopped in ("limit", "max_seconds"):
         why = "--limit reached" if result.stopped == "limit" else "--max-seconds passed"
-        cmd.stdout.write(
-            f"Stopped at user pk {result.last_pk} of {result.max_pk} ({why}); "
-            "run again to continue."
+        # last_pk: every user up to it is covered (a limit can stop inside a batch).
+        where = (
+            "within the first batch"
+            if result.last_pk is None
+            else f"after user pk {result.last_pk} of {result.max_pk}"
         )
+        cmd.stdout.write(f"Stopped {where} ({why}); run again to continue.")
     if result.missing and result.missing.in_other_shards:
         cmd.stdout.write(
             f"{result.missing.in_other_shards} user(s) of other shards lack {rows.a_noun}."
@@ -155,11 +158,10 @@ def lacking(missing: MissingRecords, rows: Rows = PROFILES) -> str:
 
 
 def lock_held(database: str, shard: Shard, rows: Rows = PROFILES) -> str:
-    """Why a run exits 75 at once, or after ``--wait``."""
+    """Who holds the lock a run found held (commands.options.run_locked says the rest)."""
     return (
         f"another {rows.command} run holds the lock on database {database!r}"
-        f"{'' if shard.count == 1 else f' for shard {shard}'}; try again later, "
-        "or pass --wait SECONDS."
+        f"{'' if shard.count == 1 else f' for shard {shard}'}"
     )
 
 

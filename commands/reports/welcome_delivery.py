@@ -95,10 +95,8 @@ def misconfigured(result: SendResult) -> CommandError:
 
 
 def lock_held(database: str) -> str:
-    return (
-        f"another 'welcome_mails send' run holds the lock on database {database!r}; "
-        "try again later, or pass --wait SECONDS."
-    )
+    """Who holds the lock a run found held (commands.options.run_locked says the rest)."""
+    return f"another 'welcome_mails send' run holds the lock on database {database!r}"
 
 
 def interrupted(result: SendResult) -> CommandError:

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import json
 
+import click
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
+from commands.management.commands import backfill_profiles
 from profiles.models import Profile
 from tests.helpers.commands import run_command
+from tests.helpers.cron import held_elsewhere, metrics
 from tests.helpers.users import bulk_users
 from tests.profiles.coverage import assert_every_user_has_exactly_one_profile
 
@@ -160,3 +164,134 @@ def test_a_shard_says_what_is_true_of_the_shard_and_of_the_table():
     )
     out, _, _ = run_command("backfill_profiles", "--shard", "2/2")
     assert out.strip() == "Nothing to do: every user has a profile."
+
+
+# -- the cron contract: a held lock, --if-locked, --metrics-file --
+
+
+@pytest.mark.django_db
+def test_if_locked_skip_exits_0_and_says_so_only_above_verbosity_0():
+    bulk_users(5)
+    with held_elsewhere("backfill_profiles"):
+        out, err, code = run_command("backfill_profiles", "--if-locked", "skip")
+        assert (code, err) == (0, "")
+        assert out.strip() == (
+            "skipped: another backfill_profiles run holds the lock on database 'default'."
+        )
+        assert run_command("backfill_profiles", "--if-locked", "skip", "-v", "0") == ("", "", 0)
+        out, _, code = run_command("backfill_profiles", "--if-locked", "skip", format="json")
+        assert code == 0 and json.loads(out)["skipped"] is True
+        # --check counts under the run's lock: it skips (or fails) the same way.
+        assert run_command("backfill_profiles", "--check", "--if-locked", "skip", "-v", "0") == (
+            "",
+            "",
+            0,
+        )
+        _, err, code = run_command("backfill_profiles", "--check")
+        assert code == 75 and "holds the lock" in err
+    assert Profile.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_wait_that_runs_out_says_how_long_it_waited_and_what_to_do():
+    """Regression: after --wait 10 it still advised "pass --wait SECONDS"."""
+    with held_elsewhere("backfill_profiles"):
+        _, at_once, code = run_command("backfill_profiles")
+        assert code == 75 and "pass --wait SECONDS" in at_once
+        _, waited, code = run_command("backfill_profiles", "--wait", "0.3")
+    assert code == 75 and len(waited.strip().splitlines()) == 1
+    assert "waited 0.3 s for it; try again later, or pass a longer --wait" in waited
+    assert "pass --wait SECONDS" not in waited
+    assert "--if-locked skip" in waited
+
+
+@pytest.mark.django_db
+def test_the_metrics_file_says_what_the_run_did_and_whether_it_skipped(tmp_path):
+    bulk_users(7)
+    path = tmp_path / "backfill.prom"
+    with held_elsewhere("backfill_profiles"):
+        assert run_command(
+            "backfill_profiles", "--if-locked", "skip", "-v", "0", "--metrics-file", str(path)
+        ) == ("", "", 0)
+    skipped = metrics(path)
+    assert (skipped["last_run_exit_code"], skipped["last_run_skipped"]) == (0, 1)
+    assert (skipped["last_run_rows"], skipped["users_without_profile"]) == (0, 7)
+    assert run_command("backfill_profiles", "-v", "0", "--metrics-file", str(path))[2] == 0
+    ran = metrics(path)
+    assert (ran["last_run_exit_code"], ran["last_run_skipped"]) == (0, 0)
+    assert (ran["last_run_rows"], ran["users_without_profile"]) == (7, 0)
+    bulk_users(2, start=7)
+    _, _, code = run_command("backfill_profiles", "--check", "--metrics-file", str(path))
+    checked = metrics(path)
+    assert code == checked["last_run_exit_code"] == 1
+    assert (checked["last_run_rows"], checked["users_without_profile"]) == (0, 2)
+
+
+@pytest.mark.django_db
+def test_only_a_metrics_file_costs_the_count_of_users_without_a_profile(tmp_path):
+    bulk_users(3)
+
+    def counts_missing(*args: str) -> bool:
+        with CaptureQueriesContext(connection) as queries:
+            assert run_command("backfill_profiles", "-v", "0", *args)[2] == 0
+        return any("COUNT(" in q["sql"] and "IS NULL" in q["sql"] for q in queries)
+
+    assert not counts_missing()
+    assert counts_missing("--metrics-file", str(tmp_path / "m.prom"))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--check", "--dry-run"],
+        ["--check", "--limit", "5"],
+        ["--check", "--jobs", "1"],
+        ["--check", "--batch-size", "10"],
+        ["--check", "--max-seconds", "5"],
+        ["--no-lock", "--wait", "1"],
+        ["--no-lock", "--if-locked", "skip"],
+        ["--dry-run", "--no-lock", "--wait", "0"],
+    ],
+)
+def test_options_that_cannot_go_together_exit_2_with_one_line(args):
+    """Regression: --check --dry-run ignored --dry-run."""
+    bulk_users(5)
+    out, err, code = run_command("backfill_profiles", *args)
+    assert (code, out) == (2, ""), err
+    assert len(err.strip().splitlines()) == 1 and "cannot be used together" in err
+    assert Profile.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_a_dry_run_takes_the_options_of_the_run_it_previews():
+    bulk_users(5)
+    out, _, code = run_command(
+        "backfill_profiles", "--dry-run", "--limit", "3", "--jobs", "1", "--wait", "1"
+    )
+    assert (code, out.strip()) == (0, "Dry run: would create 3 profile(s); nothing was written.")
+
+
+@pytest.mark.django_db
+def test_limit_reports_the_last_user_pk_it_covered():
+    """Regression: --limit 10 said "Stopped at user pk 608054 of 613054" (the end of
+    its batch) when only users up to 603064 had been covered."""
+    made = bulk_users(40)
+    out, _, code = run_command("backfill_profiles", "--limit", "15", "--batch-size", "100")
+    assert code == 0
+    assert out.splitlines()[-1] == (
+        f"Stopped after user pk {made[14].pk} of {made[-1].pk} (--limit reached); "
+        "run again to continue."
+    )
+    data = json.loads(run_command("backfill_profiles", "--limit", "5", format="json")[0])
+    assert (data["created"], data["last_pk"], data["max_pk"]) == (5, made[19].pk, made[-1].pk)
+
+
+def test_help_says_what_its_own_check_means():
+    command = backfill_profiles.command
+    epilog = " ".join(
+        command.get_help(click.Context(command, info_name="backfill_profiles")).split()
+    )
+    assert "With --check it creates nothing and exits 0 when every user" in epilog
+    assert "has a profile, or 1 with one line saying how many lack one" in epilog
+    assert "Exit codes:" in epilog

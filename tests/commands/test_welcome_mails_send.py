@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from django.db import connections
 from django.utils import timezone
 
-from dbtools.locks import database_lock
 from profiles.models import WelcomeMail
 from profiles.welcome.records import pending_values
 from tests.helpers.commands import run_command
+from tests.helpers.cron import held_elsewhere, metrics
 from tests.helpers.smtp import refusing_settings, smtp_sink
 from tests.helpers.users import bulk_users
 
@@ -117,29 +113,6 @@ def test_an_unreachable_server_exits_75_with_one_line():
     assert len(err.splitlines()) == 1
     assert WelcomeMail.objects.filter(status=Status.PENDING, attempts=0).count() == 3
     assert_no_mail_in(err, made)
-
-
-@contextmanager
-def held_elsewhere(name: str) -> Iterator[None]:
-    """The lock ``name``, held by another thread on its own connection (MariaDB's
-    GET_LOCK is re-entrant: the command's own connection would get it again)."""
-    taken, done = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        try:
-            with database_lock(name, using="default"):
-                taken.set()
-                done.wait(timeout=60)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        holder = pool.submit(hold)
-        assert taken.wait(timeout=30), holder.result()
-        try:
-            yield
-        finally:
-            done.set()
 
 
 def test_a_held_lock_exits_75_and_no_lock_runs_anyway(sink):
@@ -260,3 +233,34 @@ def test_an_address_that_cannot_be_sent_fails_its_record_and_the_run_exits_0(sin
     assert "evil" not in out
     assert sink.count() == 1
     assert WelcomeMail.objects.get(user_id=made[0].pk).status == Status.FAILED
+
+
+def test_if_locked_skip_exits_0_and_sends_nothing(sink, tmp_path):
+    pending(2)
+    path = tmp_path / "send.prom"
+    with held_elsewhere("welcome_mails_send"):
+        assert run_command(
+            "welcome_mails", "send", "--if-locked", "skip", "-v", "0", "--metrics-file", str(path)
+        ) == ("", "", 0)
+        out, _, code = run_command("welcome_mails", "send", "--if-locked", "skip")
+        assert (code, out.strip()) == (
+            0,
+            "skipped: another 'welcome_mails send' run holds the lock on database 'default'.",
+        )
+        _, err, code = run_command("welcome_mails", "send", "--wait", "0.2")
+        assert code == 75 and "waited 0.2 s for it; try again later, or pass a longer" in err
+    assert sink.count() == 0
+    assert metrics(path)["last_run_skipped"] == 1
+    assert run_command("welcome_mails", "send", "-v", "0", "--metrics-file", str(path))[2] == 0
+    figures = metrics(path)
+    assert (figures["last_run_rows"], figures["last_run_skipped"]) == (2, 0)
+
+
+@pytest.mark.parametrize(
+    "args", [["--no-lock", "--wait", "1"], ["--no-lock", "--if-locked", "skip"]]
+)
+def test_no_lock_with_a_lock_option_exits_2(sink, args):
+    pending(1)
+    out, err, code = run_command("welcome_mails", "send", *args)
+    assert (code, out) == (2, "") and "cannot be used together" in err
+    assert sink.count() == 0

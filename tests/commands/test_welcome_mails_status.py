@@ -9,6 +9,7 @@ import pytest
 
 from commands.exitcodes import ExitCode
 from tests.helpers.commands import run_command
+from tests.helpers.cron import metrics
 from tests.helpers.users import bulk_users, create_user
 from tests.profiles.welcome.states import record
 
@@ -127,3 +128,11 @@ def test_a_bad_max_age_is_usage(bad):
     _, err, code = status("--check", "--max-age", bad)
     assert code == ExitCode.USAGE
     assert "--max-age" in err
+
+
+def test_the_metrics_file_counts_the_users_without_a_record(some_mails, tmp_path):
+    path = tmp_path / "status.prom"
+    _, _, code = status("--check", "-v", "0", "--metrics-file", str(path))
+    figures = metrics(path)
+    assert code == figures["last_run_exit_code"] == ExitCode.FAILED  # the 2-hour-old one
+    assert figures["users_without_welcome_mail"] == 1

@@ -17,7 +17,9 @@ from commands.management.commands.welcome_mails import group
 from profiles.models import WelcomeMail
 from profiles.welcome.joined import cutoff_reason
 from profiles.welcome.records import record_new_user
+from profiles.welcome.sync import LOCK_NAME as SYNC_LOCK
 from tests.helpers.commands import run_command
+from tests.helpers.cron import held_elsewhere, metrics
 from tests.helpers.users import bulk_users, users
 
 pytestmark = pytest.mark.django_db
@@ -263,3 +265,79 @@ def test_help_says_sync_sends_nothing():
     text = " ".join(command.get_help(click.Context(command, info_name="sync")).split())
     assert "creates records only and sends nothing" in text
     assert "'welcome_mails send'" in text
+
+
+# -- the cron contract: a held lock, --if-locked, --metrics-file, conflicting options --
+
+
+def test_if_locked_skip_exits_0_silently_at_verbosity_0():
+    bulk_users(4)
+    with held_elsewhere(SYNC_LOCK):
+        assert sync("--if-locked", "skip", "-v", "0") == ("", "", 0)
+        out, err, code = sync("--if-locked", "skip")
+        assert (code, err, out.strip()) == (
+            0,
+            "",
+            "skipped: another welcome_mails sync run holds the lock on database 'default'.",
+        )
+        _, err, code = sync("--wait", "0.2")
+        assert code == 75 and "waited 0.2 s for it" in err and "--wait SECONDS" not in err
+        # The check counts under the sync's lock.
+        assert sync("--check", "--if-locked", "skip", "-v", "0") == ("", "", 0)
+    assert WelcomeMail.objects.count() == 0
+
+
+def test_the_metrics_file_counts_records_made_and_users_left(tmp_path):
+    bulk_users(6)
+    path = tmp_path / "sync.prom"
+    assert sync("--limit", "4", "-v", "0", "--metrics-file", str(path))[2] == 0
+    figures = metrics(path)
+    assert (figures["last_run_rows"], figures["last_run_skipped"]) == (4, 0)
+    assert figures["users_without_welcome_mail"] == 2
+    with held_elsewhere(SYNC_LOCK):
+        assert sync("--if-locked", "skip", "-v", "0", "--metrics-file", str(path))[2] == 0
+    figures = metrics(path)
+    assert (figures["last_run_exit_code"], figures["last_run_skipped"]) == (0, 1)
+    assert figures["users_without_welcome_mail"] == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--check", "--dry-run"],
+        ["--check", "--limit", "1"],
+        ["--check", "--jobs", "2"],
+        ["--check", "--joined-since", "2024-06-01"],
+        ["--no-lock", "--wait", "1"],
+        ["--no-lock", "--if-locked", "fail"],
+    ],
+)
+def test_options_that_cannot_go_together_exit_2_with_one_line(args):
+    bulk_users(3)
+    out, err, code = sync(*args)
+    assert (code, out) == (2, ""), err
+    assert len(err.strip().splitlines()) == 1 and "cannot be used together" in err
+    assert WelcomeMail.objects.count() == 0
+
+
+def test_help_says_what_its_own_check_means():
+    command = group.commands["sync"]
+    text = " ".join(command.get_help(click.Context(command, info_name="sync")).split())
+    assert "With --check it creates nothing and exits 0 when every user" in text
+    assert "has a welcome-mail record, or 1 with one line" in text
+
+
+def test_a_limit_that_covers_no_whole_range_of_users_says_so():
+    """With a cutoff, the limit's records can all go to users after the first one in pk
+    order, who joined before the cutoff and is left without: no user pk is covered."""
+    first, *_ = bulk_users(5)
+    users().filter(pk=first.pk).update(date_joined=CUTOFF - timedelta(days=1))
+    users().exclude(pk=first.pk).update(date_joined=CUTOFF + timedelta(days=1))
+    out, _, code = sync("--limit", "2", "--joined-since", CUTOFF.isoformat())
+    assert code == 0
+    assert (
+        out.splitlines()[-1]
+        == "Stopped within the first batch (--limit reached); run again to continue."
+    )
+    data = json.loads(sync("--limit", "2", "--joined-since", CUTOFF.isoformat(), format="json")[0])
+    assert (data["created"], data["last_pk"]) == (2, None)

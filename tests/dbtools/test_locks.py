@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from django.db import connection, connections, transaction
 
-from dbtools.locks import LockHeld, database_lock
+from dbtools.locks import LockHeld, database_lock, sqlite_lock_path
+from seeding.runs import run_lock
+from tests.helpers.processes import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -73,3 +79,107 @@ if connection.vendor == "postgresql":
                 "WHERE l.locktype = 'advisory' AND l.granted AND a.datname = current_database()"
             )
             assert cursor.fetchall() == [("idle in transaction", False)]
+
+
+def waiting_in_the_server() -> bool:
+    """Does a session of this database queue for a lock now (the server's lock view)?"""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND wait_event = 'advisory' AND datname = current_database()"
+            )
+        else:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                "WHERE STATE = 'User lock' AND DB = DATABASE()"
+            )
+        return bool(cursor.fetchone()[0])
+
+
+if connection.vendor != "sqlite":
+
+    def test_a_waiter_queues_in_the_server_and_gets_the_lock_once_it_is_free():
+        """Visible in the lock view while it waits (tests and operators see it), and let
+        in by the server the moment the holder lets go, not at its next poll."""
+        with ThreadPoolExecutor(1) as pool:
+            with database_lock("test-lock", using="default"):
+
+                def wait_for_it() -> str:
+                    try:
+                        with database_lock("test-lock", using="default", wait=30):
+                            return "taken"
+                    finally:
+                        connections.close_all()
+
+                waiter = pool.submit(wait_for_it)
+                wait_until(waiting_in_the_server, timeout=10, interval=0.05)
+                assert not waiter.done()
+            assert waiter.result(timeout=30) == "taken"
+
+
+if connection.vendor == "sqlite":
+
+    def seed_run_lock_files() -> list[Path]:
+        database = Path(connection.settings_dict["NAME"])
+        return sorted(database.parent.glob(f"{database.name}.seed*users-run*.lock"))
+
+    def test_the_lock_file_is_named_as_docs_cron_md_says_and_gone_once_released():
+        """Regression: the file was <db>.backfill-profiles.lock, the doc said
+        <db>.backfill_profiles.lock, and every file stayed for ever."""
+        database = connection.settings_dict["NAME"]
+        for name, file in [
+            ("backfill_profiles", f"{database}.backfill_profiles.lock"),
+            ("backfill_profiles:2/4", f"{database}.backfill_profiles-2-4.lock"),
+            ("welcome_mails_sync", f"{database}.welcome_mails_sync.lock"),
+            (run_lock(7), f"{database}.seed_users-run7.lock"),
+        ]:
+            assert sqlite_lock_path(connection, name) == Path(file)
+            with database_lock(name, using="default"):
+                assert Path(file).exists()
+            assert not Path(file).exists()
+
+    def test_each_seed_runs_lock_leaves_no_file_behind():
+        """Regression: one <db>.seed-users-runN.lock per run, for ever."""
+        before = seed_run_lock_files()  # a checkout may keep files of older versions
+        for number in range(1, 6):
+            with database_lock(run_lock(number), using="default"):
+                pass
+        assert seed_run_lock_files() == before
+
+    def test_a_waiter_on_the_file_its_holder_removed_takes_the_new_one():
+        """The waiter opened the file before its holder removed it and is then granted
+        the flock on the removed file: it must lock the file the name has now, or a
+        third process could take the lock beside it."""
+        path = sqlite_lock_path(connection, "test-lock")
+        holding, done = threading.Event(), threading.Event()
+
+        def wait_then_hold() -> None:
+            try:
+                with database_lock("test-lock", using="default", wait=30):
+                    holding.set()
+                    done.wait(timeout=30)
+            finally:
+                connections.close_all()
+
+        with ThreadPoolExecutor(1) as pool:
+            with database_lock("test-lock", using="default"):
+                waiter = pool.submit(wait_then_hold)
+                # The waiter has the file open too (the holder's descriptor is the other).
+                wait_until(lambda: opened(path) == 2, timeout=10)
+            try:
+                assert holding.wait(timeout=30), waiter.result()
+                assert taken_elsewhere("test-lock")
+                assert path.exists()
+            finally:
+                done.set()
+            waiter.result(timeout=30)
+        assert not path.exists()
+
+    def opened(path: Path) -> int:
+        """How many descriptors of this process have ``path`` open."""
+        count = 0
+        for descriptor in Path("/proc/self/fd").iterdir():
+            with contextlib.suppress(OSError):
+                count += os.readlink(descriptor) == str(path)
+        return count

@@ -146,17 +146,48 @@ def completed(
     )
 
 
+@contextmanager
+def spawned_as_cron(
+    command: str, *, home: Path, environment: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """A crontab line's ``command`` as cron runs it: ``/bin/sh -c`` in ``home`` with
+    nothing of this environment (``env -i``) but ``PATH=/usr/bin:/bin``, ``HOME`` and the
+    crontab's own ``NAME=value`` lines. Killed if still running at the end."""
+    _check_caller((command,), None, program="/bin/sh -c")
+    assigned = [f"{name}={value}" for name, value in (environment or {}).items()]
+    with subprocess.Popen(
+        ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", *assigned, "/bin/sh", "-c", command],
+        cwd=home,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:
+        try:
+            yield proc
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.communicate(timeout=60)  # drains and closes the pipes
+
+
 def make(
-    target: str, *, variables: dict[str, str], timeout: float = 300
+    target: str,
+    *,
+    variables: dict[str, str],
+    directory: Path = PROJECT_DIR,
+    timeout: float = 300,
 ) -> subprocess.CompletedProcess[str]:
-    """``make TARGET NAME=VALUE...`` in the project, with this interpreter's venv as
-    ``VENV`` and never reinstalled (``-o``): the target is under test, not pip."""
+    """``make TARGET NAME=VALUE...`` with the project's Makefile, run in ``directory``
+    (the project by default), with this interpreter's venv as ``VENV`` and never
+    reinstalled (``-o``): the target is under test, not pip."""
     _check_caller((target,), None, program="make")
     venv = Path(sys.prefix)
     assignments = [f"{name}={value}" for name, value in {"VENV": str(venv), **variables}.items()]
+    options = ["--no-print-directory", "-f", str(PROJECT_DIR / "Makefile")]
     return subprocess.run(
-        ["make", "--no-print-directory", "-o", f"{venv}/.installed", target, *assignments],
-        cwd=PROJECT_DIR,
+        ["make", *options, "-o", f"{venv}/.installed", target, *assignments],
+        cwd=directory,
         env=manage_env(),
         capture_output=True,
         text=True,

@@ -227,3 +227,27 @@ def test_an_uncommitted_update_of_a_user_in_the_batch():
             other.commit()
     assert result.created == 50
     assert User.objects.get(pk=target).first_name == "x"
+
+
+def test_a_limit_reports_the_last_pk_it_covered_not_its_batchs_end():
+    """Regression: a run cut short by --limit inside its batch said the batch's last
+    pk, though the users after the limit's last one had no profile."""
+    made = bulk_users(30)
+    # Users that already have one are covered too: the 7 made are the 7 after them.
+    Profile.objects.bulk_create([Profile(user=user, **profile_defaults()) for user in made[:3]])
+    result = backfill(batch_size=100, limit=7)
+    assert (result.created, result.stopped) == (7, "limit")
+    assert (result.last_pk, result.max_pk) == (made[9].pk, made[-1].pk)
+    assert not Profile.objects.filter(user__pk__gt=result.last_pk).exists()
+    # A limit met exactly at a batch's end covers the whole batch.
+    result = backfill(batch_size=5, limit=5)
+    assert result.last_pk == made[14].pk
+
+
+def test_a_limit_in_a_shard_covers_the_shards_users_only():
+    made = bulk_users(40)
+    shard = Shard(2, 2)  # the users with an odd pk
+    odd = [user for user in made if user.pk % 2 == 1]
+    result = backfill(batch_size=100, limit=4, shard=shard)
+    # Up to the shard's 4th user: the even users between are another shard's to cover.
+    assert (result.created, result.last_pk) == (4, odd[3].pk)

@@ -108,7 +108,7 @@ def polling_for_the_lock(application_name: str) -> bool:
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND query LIKE %s",
-            [application_name, "%pg_try_advisory_xact_lock%"],
+            [application_name, "%advisory_xact_lock%"],
         )
         return int(cursor.fetchone()[0]) > 0
 

@@ -5,18 +5,27 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
-from commands.exitcodes import ExitCode
-from commands.options.backfill import backfill_options
+from commands.exitcodes import INTERRUPTIBLE, ExitCode
+from commands.options import LOCK_HELD, run_locked
+from commands.options.backfill import backfill_options, check_epilog, refuse_conflicts
 from commands.progress import progress
 from commands.reports.backfill import interrupted, lacking, lock_held, write_count, write_run
-from dbtools.locks import LockHeld
 from dbtools.stopping import stop_on_signals
 from profiles.backfill import backfill_lock, default_batch_size, profiles_backfill
-from profiles.selectors import users_without_profile
+from profiles.selectors import MissingRecords, users_without_profile
 from profiles.sharding import Shard
 
 
-@django_command(name="backfill_profiles", database=True)
+@django_command(
+    name="backfill_profiles",
+    database=True,
+    metrics=True,
+    validate=refuse_conflicts,
+    epilog=check_epilog(a_row="a profile", command="backfill_profiles"),
+    exit_codes=INTERRUPTIBLE,
+    failed="with --check: users lack a profile",
+    tempfail=LOCK_HELD,
+)
 @backfill_options(rows="profiles", a_row="a profile", run="backfill")
 def command(
     cmd: ClickCommand,
@@ -28,6 +37,7 @@ def command(
     max_seconds: float | None,
     shard: Shard,
     wait: float,
+    if_locked: str,
     jobs: int,
     no_lock: bool,
     output_format: str,
@@ -40,33 +50,60 @@ def command(
     order, in batches, and inserts the missing profiles with one set-based
     statement per batch. It is idempotent (a second run finds nothing to do)
     and safe to run from cron: one run per database (or per --shard) holds a
-    lock in the database; another run exits 75. It creates profiles only:
-    post_save is not replayed, so nobody gets a welcome e-mail.
+    lock in the database; another exits 75, or 0 with --if-locked skip. It
+    creates profiles only: post_save is not replayed, so nobody gets a welcome
+    e-mail.
     """
-    if check or dry_run:
+    cmd.run_record.rows = 0
+    if dry_run:
         missing = users_without_profile(using=database, shard=shard)
-        write_count(cmd, missing, limit=limit, check=check, output_format=output_format)
-        if check and missing.in_shard:
-            raise CommandError(lacking(missing), returncode=ExitCode.FAILED)
+        write_count(cmd, missing, limit=limit, check=False, output_format=output_format)
+        _record_missing(cmd, database, missing)
         return
     lock = backfill_lock(using=database, shard=shard, wait=wait, enabled=not no_lock)
-    try:
-        with lock, stop_on_signals() as stop, progress(cmd, label="Backfilling") as advance:
-            result = profiles_backfill(
-                using=database,
-                batch_size=batch_size or default_batch_size(using=database),
-                shard=shard,
-                limit=limit,
-                max_seconds=max_seconds,
-                stop=stop,
-                on_batch=advance,
-                jobs=jobs,
-            )
-    except LockHeld:
-        raise CommandError(lock_held(database, shard), returncode=ExitCode.TEMPFAIL) from None
+    held = lock_held(database, shard)
+    with run_locked(
+        cmd, lock, held=held, wait=wait, if_locked=if_locked, output_format=output_format
+    ) as running:
+        if not running:
+            _record_missing(cmd, database)
+            return
+        if check:
+            missing = users_without_profile(using=database, shard=shard)
+        else:
+            with stop_on_signals() as stop, progress(cmd, label="Backfilling") as advance:
+                result = profiles_backfill(
+                    using=database,
+                    batch_size=batch_size or default_batch_size(using=database),
+                    shard=shard,
+                    limit=limit,
+                    max_seconds=max_seconds,
+                    stop=stop,
+                    on_batch=advance,
+                    jobs=jobs,
+                )
+    if check:
+        write_count(cmd, missing, limit=None, check=True, output_format=output_format)
+        _record_missing(cmd, database, missing)
+        if missing.in_shard:
+            raise CommandError(lacking(missing), returncode=ExitCode.FAILED)
+        return
+    cmd.run_record.rows = result.created
     write_run(cmd, result, shard=shard, output_format=output_format)
     if result.stop_signal is not None:
         raise interrupted(result)
+    _record_missing(cmd, database, result.missing)
+
+
+def _record_missing(
+    cmd: ClickCommand, database: str, missing: MissingRecords | None = None
+) -> None:
+    """The --metrics-file's users_without_profile (the whole table's): counted only for
+    a file, unless the run already knows it."""
+    if missing is None and cmd.metrics_wanted:
+        missing = users_without_profile(using=database)
+    if missing is not None:
+        cmd.run_record.gauges["users_without_profile"] = missing.in_table
 
 
 Command = command.django_command_class

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from commands.clickbridge import ClickCommand, django_command
+from commands.exitcodes import ON_A_DATABASE
 from commands.options import format_option
 from commands.render import figures, write_json
 from commands.reports.welcome_status import counts_figures, counts_line
@@ -10,7 +11,7 @@ from profiles.selectors import profile_coverage
 from profiles.welcome.selectors import welcome_mail_counts
 
 
-@django_command(name="profiles_status", database=True)
+@django_command(name="profiles_status", database=True, exit_codes=ON_A_DATABASE)
 @format_option(help="Output format; json is one object on one line.")
 def command(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     """Count users with and without a profile, and the welcome mails per state.

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from commands.clickbridge import ClickCommand, django_group, subcommand
 from commands.durations import EXAMPLES, duration_callback
+from commands.exitcodes import ON_A_DATABASE
 from commands.options import format_option
 from commands.reports.receivers import write_changes, write_receivers
 from dbtools.errors import UsageError
@@ -23,6 +24,7 @@ from switches.services import (
 
 group = django_group(
     "receivers",
+    exit_codes=ON_A_DATABASE,
     help="""List signal receivers; switch them off and on for every process.
 
     A switch is stored in the database (--database), so every process that uses
@@ -57,7 +59,7 @@ def _os_user() -> str:
         return "unknown"
 
 
-@subcommand(group, name="list", database=True)
+@subcommand(group, name="list", database=True, exit_codes=ON_A_DATABASE)
 @format_option(help="Output format; json is one object on one line.")
 def list_(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     """Every receiver of the model, request and auth signals, and its switch.
@@ -71,7 +73,7 @@ def list_(cmd: ClickCommand, *, database: str, output_format: str) -> None:
     )
 
 
-@subcommand(group, name="off", database=True)
+@subcommand(group, name="off", database=True, exit_codes=ON_A_DATABASE)
 @click.argument("names", nargs=-1, required=True, metavar="NAME...")
 @click.option("--reason", default="", help="Why, shown by 'list' (e.g. 'bulk import #42').")
 @click.option("--by", default=_os_user, show_default="the OS user", help="Who, shown by 'list'.")
@@ -113,7 +115,7 @@ def off(
     )
 
 
-@subcommand(group, name="on", database=True)
+@subcommand(group, name="on", database=True, exit_codes=ON_A_DATABASE)
 @click.argument("names", nargs=-1, metavar="[NAME]...", is_eager=True)
 @click.option(
     "--all", "all_", is_flag=True, callback=names_or_all, help="Switch every receiver back on."

@@ -19,6 +19,10 @@ from signalaudit.commands import command_audit
     # Everything from COMMAND on is the command's own, options included: no '--' needed.
     context_settings={"allow_interspersed_args": False},
     options_metavar="[OPTIONS] [--]",
+    # COMMAND's own codes, whatever they are, and 1 for a skip with --fail-on-skip.
+    exit_codes=ExitCode,
+    failed="COMMAND's own; with --fail-on-skip: a write skipped receivers",
+    tempfail="COMMAND's own",
 )
 @format_option(
     "text",

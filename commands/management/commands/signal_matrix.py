@@ -6,7 +6,7 @@ import click
 from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_command
-from commands.exitcodes import ExitCode
+from commands.exitcodes import ON_A_DATABASE, ExitCode
 from commands.options import format_option
 from commands.render import write_json
 from dbtools.errors import UsageError
@@ -26,7 +26,7 @@ def known_operations(
     return keys
 
 
-@django_command(name="signal_matrix", database=True)
+@django_command(name="signal_matrix", database=True, exit_codes=ON_A_DATABASE)
 @format_option(
     "text",
     "json",

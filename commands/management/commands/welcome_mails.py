@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
 import click
@@ -9,23 +10,33 @@ from django.core.management.base import CommandError
 
 from commands.clickbridge import ClickCommand, django_group, subcommand
 from commands.durations import EXAMPLES, duration_callback
-from commands.exitcodes import ExitCode
+from commands.exitcodes import INTERRUPTIBLE, ON_A_DATABASE, ExitCode
 from commands.options import (
+    LOCK_HELD,
     batch_size_option,
     format_option,
+    if_locked_option,
     jobs_option,
     max_seconds_option,
     no_lock_option,
+    run_locked,
     wait_option,
 )
-from commands.options.backfill import backfill_options, datetime_callback
+from commands.options.backfill import (
+    CHECK_IGNORES,
+    backfill_options,
+    check_epilog,
+    datetime_callback,
+    refuse_conflicts,
+    refuse_no_lock_conflicts,
+)
 from commands.progress import progress
 from commands.reports import welcome_delivery as delivery_report
 from commands.reports import welcome_sync as sync_report
 from commands.reports.welcome_status import check_problem, write_status
-from dbtools.locks import LockHeld
 from dbtools.stopping import stop_on_signals
 from profiles.backfill import default_batch_size
+from profiles.selectors import MissingRecords, users_without_welcome_mail
 from profiles.sharding import Shard
 from profiles.welcome.delivery import send_lock, welcome_mails_retry, welcome_mails_send
 from profiles.welcome.message import mail_destination
@@ -39,6 +50,7 @@ from profiles.welcome.sync import (
 
 group = django_group(
     "welcome_mails",
+    exit_codes=INTERRUPTIBLE,
     help="""Reconcile, deliver and report the welcome mail of every user.
 
     Each user has one welcome-mail record: pending, sending (leased to a
@@ -54,7 +66,14 @@ group = django_group(
 STATUS_MAX_AGE = duration_callback(longest=timedelta(days=365))
 
 
-@subcommand(group, name="status", database=True)
+@subcommand(
+    group,
+    name="status",
+    database=True,
+    metrics=True,
+    exit_codes=ON_A_DATABASE,
+    failed="with --check: a mail waited longer than --max-age, or failed",
+)
 @format_option(help="Output format; json is one object on one line.")
 @click.option(
     "--check",
@@ -81,6 +100,7 @@ def status(
     COPY or loaddata: 'sync' creates their records.
     """
     counts = welcome_mail_counts(using=database)
+    cmd.run_record.gauges["users_without_welcome_mail"] = counts.without_record
     write_status(
         cmd,
         counts,
@@ -96,7 +116,18 @@ def status(
 # --- sync (the set-based reconcile) and suppress (a range, explicitly) ---
 
 
-@subcommand(group, name="sync", database=True)
+@subcommand(
+    group,
+    name="sync",
+    database=True,
+    metrics=True,
+    # Without writing, every user lacking a record counts, whatever the cutoff.
+    validate=functools.partial(refuse_conflicts, check_ignores=(*CHECK_IGNORES, "joined_since")),
+    epilog=check_epilog(a_row="a welcome-mail record", command="welcome_mails sync"),
+    exit_codes=INTERRUPTIBLE,
+    failed="with --check: users lack a welcome-mail record",
+    tempfail=LOCK_HELD,
+)
 @backfill_options(
     rows="welcome-mail records",
     a_row="a welcome-mail record",
@@ -120,6 +151,7 @@ def sync_(
     max_seconds: float | None,
     shard: Shard,
     wait: float,
+    if_locked: str,
     jobs: int,
     no_lock: bool,
     output_format: str,
@@ -136,38 +168,64 @@ def sync_(
     mails the historic users. It creates records only and sends nothing:
     'welcome_mails send' (or a task worker) delivers the pending ones.
     """
-    if check or dry_run:
+    cmd.run_record.rows = 0
+    if dry_run:
         preview = sync_preview(using=database, shard=shard, joined_since=joined_since)
         sync_report.write_sync_count(
-            cmd, preview, limit=limit, check=check, output_format=output_format
+            cmd, preview, limit=limit, check=False, output_format=output_format
         )
-        if check and preview.missing.in_shard:
-            raise CommandError(sync_report.lacking(preview), returncode=ExitCode.FAILED)
+        _record_missing(cmd, database, preview.missing)
         return
     lock = sync_lock(using=database, shard=shard, wait=wait, enabled=not no_lock)
-    try:
-        with lock, stop_on_signals() as stop, progress(cmd, label="Syncing") as advance:
-            result = welcome_mails_sync(
-                using=database,
-                batch_size=batch_size or default_batch_size(using=database),
-                shard=shard,
-                limit=limit,
-                max_seconds=max_seconds,
-                stop=stop,
-                on_batch=advance,
-                jobs=jobs,
-                joined_since=joined_since,
-            )
-    except LockHeld:
-        raise CommandError(
-            sync_report.lock_held(database, shard), returncode=ExitCode.TEMPFAIL
-        ) from None
+    held = sync_report.lock_held(database, shard)
+    with run_locked(
+        cmd, lock, held=held, wait=wait, if_locked=if_locked, output_format=output_format
+    ) as running:
+        if not running:
+            _record_missing(cmd, database)
+            return
+        if check:
+            preview = sync_preview(using=database, shard=shard)
+        else:
+            with stop_on_signals() as stop, progress(cmd, label="Syncing") as advance:
+                result = welcome_mails_sync(
+                    using=database,
+                    batch_size=batch_size or default_batch_size(using=database),
+                    shard=shard,
+                    limit=limit,
+                    max_seconds=max_seconds,
+                    stop=stop,
+                    on_batch=advance,
+                    jobs=jobs,
+                    joined_since=joined_since,
+                )
+    if check:
+        sync_report.write_sync_count(
+            cmd, preview, limit=None, check=True, output_format=output_format
+        )
+        _record_missing(cmd, database, preview.missing)
+        if preview.missing.in_shard:
+            raise CommandError(sync_report.lacking(preview), returncode=ExitCode.FAILED)
+        return
+    cmd.run_record.rows = result.created
     sync_report.write_sync(cmd, result, shard=shard, output_format=output_format)
     if result.stop_signal is not None:
         raise sync_report.interrupted(result)
+    _record_missing(cmd, database, result.missing)
 
 
-@subcommand(group, name="suppress", database=True)
+def _record_missing(
+    cmd: ClickCommand, database: str, missing: MissingRecords | None = None
+) -> None:
+    """The --metrics-file's users_without_welcome_mail (the whole table's): counted only
+    for a file, unless the run already knows it."""
+    if missing is None and cmd.metrics_wanted:
+        missing = users_without_welcome_mail(using=database)
+    if missing is not None:
+        cmd.run_record.gauges["users_without_welcome_mail"] = missing.in_table
+
+
+@subcommand(group, name="suppress", database=True, exit_codes=ON_A_DATABASE)
 @click.option(
     "--joined-between",
     nargs=2,
@@ -214,7 +272,15 @@ def suppress_(
 # --- send (deliver pending records) and retry (failed records back to pending) ---
 
 
-@subcommand(group, name="send", database=True)
+@subcommand(
+    group,
+    name="send",
+    database=True,
+    metrics=True,
+    validate=refuse_no_lock_conflicts,
+    exit_codes=INTERRUPTIBLE,
+    tempfail=f"{LOCK_HELD}; the mail server is unreachable",
+)
 @batch_size_option(
     default=100,
     help="Records per batch: one claim (a short transaction) and one mail connection each.",
@@ -230,8 +296,10 @@ def suppress_(
     "sends the rest."
 )
 @wait_option()
+@if_locked_option()
 @no_lock_option(
-    help="Run without the lock (correctness never depends on it: each record is leased)."
+    help="Run without the lock (correctness never depends on it: each record is leased); "
+    "--wait and --if-locked then mean nothing."
 )
 @jobs_option(
     help="Senders at once, each claiming its own batches over its own database and mail "
@@ -245,6 +313,7 @@ def send_(
     limit: int | None,
     max_seconds: float | None,
     wait: float,
+    if_locked: str,
     no_lock: bool,
     jobs: int,
     output_format: str,
@@ -261,11 +330,17 @@ def send_(
     unreachable mail server stops the run with exit 75, its records pending;
     one that refuses our sender address (DEFAULT_FROM_EMAIL) or login stops it
     with exit 78, its records pending. Safe from cron: one run per database
-    holds a lock; another exits 75.
+    holds a lock; another exits 75, or 0 with --if-locked skip.
     """
+    cmd.run_record.rows = 0
     lock = send_lock(using=database, wait=wait, enabled=not no_lock)
-    try:
-        with lock, stop_on_signals() as stop, progress(cmd, label="Sending") as advance:
+    held = delivery_report.lock_held(database)
+    with run_locked(
+        cmd, lock, held=held, wait=wait, if_locked=if_locked, output_format=output_format
+    ) as running:
+        if not running:
+            return
+        with stop_on_signals() as stop, progress(cmd, label="Sending") as advance:
             result = welcome_mails_send(
                 using=database,
                 batch_size=batch_size,
@@ -275,10 +350,7 @@ def send_(
                 on_batch=advance,
                 jobs=jobs,
             )
-    except LockHeld:
-        raise CommandError(
-            delivery_report.lock_held(database), returncode=ExitCode.TEMPFAIL
-        ) from None
+    cmd.run_record.rows = result.sent
     delivery_report.write_send(
         cmd, result, destination=mail_destination(), output_format=output_format
     )
@@ -290,7 +362,7 @@ def send_(
         raise delivery_report.interrupted(result)
 
 
-@subcommand(group, name="retry", database=True)
+@subcommand(group, name="retry", database=True, exit_codes=ON_A_DATABASE)
 @format_option(help="json: one object with the figures.")
 def retry_(cmd: ClickCommand, *, output_format: str, database: str) -> None:
     """Put every failed welcome mail back to pending, due now, its attempts reset.
