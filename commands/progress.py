@@ -28,7 +28,12 @@ class Progress:
         if self._bar is None:
             bar = click.progressbar(length=max(total, 1), label=self._label, file=self._stream)
             self._bar = self._stack.enter_context(bar)
-        self._bar.update(done - self._bar.pos)
+        else:
+            # A total may change on the way (purge_seeded's shrinks by a run left alone).
+            self._bar.length = max(total, 1)
+        # Not update(): it draws nothing for a step of 0, as when only the total changed.
+        self._bar.make_step(done - self._bar.pos)
+        self._bar.render_progress()
 
 
 @contextmanager

@@ -54,6 +54,11 @@ from switches.state import holding_off
 
 Via = Literal["save", "bulk"]
 
+# The most users one run seeds unless its caller (seed_users --max-count) raises it: about
+# two minutes through the bulk path and hours through save(), and some gigabytes of rows.
+# A COUNT with a few zeros too many is refused at once instead of found out hours later.
+MAX_COUNT = 10_000_000
+
 
 @dataclass(frozen=True)
 class SeedResult:
@@ -106,6 +111,7 @@ def users_seed(
     on_batch: Callable[[int, int], None] | None = None,
     stop: StopRequest | None = None,
     mute: Sequence[str] = (),
+    max_count: int = MAX_COUNT,
 ) -> SeedResult:
     """Create ``count`` fake users; stop cleanly when asked to.
 
@@ -113,8 +119,10 @@ def users_seed(
     the reason "seed_users --mute (seed run N)"; a muted welcome receiver gives
     the run's users suppressed welcome-mail records, also for a bulk insert.
 
-    Raises SeedArgumentError, before anything is written, for arguments the
-    database cannot hold and for a user model field seed_users cannot fill
+    Raises SeedArgumentError, before anything is written, for a ``count``
+    above ``max_count``, for arguments the database cannot hold (a count
+    beyond the keys an integer primary key has left, say) and for a user
+    model field seed_users cannot fill
     (``field_values``, from ``--field``, and the SEED_USERS_FIELD_VALUES
     setting give such fields their values).
 
@@ -132,7 +140,7 @@ def users_seed(
     stop = stop or StopRequest()
     resumable = seed is not None
     seed = seed if seed is not None else secrets.randbelow(2**31)
-    _check_arguments(count=count, seed=seed, locales=locales, using=using)
+    _check_arguments(count=count, max_count=max_count, seed=seed, locales=locales, using=using)
     columns = user_columns(
         password=password_hash(password), joined=timezone.now(), field_values=field_values
     )
@@ -315,15 +323,18 @@ def _validated(
 ) -> int:
     """Generate and check what a run would write, writing nothing; how many, until a stop."""
     generated = 0
-    for batch in users.batches(count=count, batch_size=batch_size):
-        problem = columns.too_long(batch)
-        if problem:
-            raise ValueError(problem)
-        generated += len(batch)
-        if on_batch:
-            on_batch(generated, count)
-        if stop():
-            break
+    try:
+        for batch in users.batches(count=count, batch_size=batch_size):
+            problem = columns.too_long(batch)
+            if problem:
+                raise ValueError(problem)
+            generated += len(batch)
+            if on_batch:
+                on_batch(generated, count)
+            if stop():
+                break
+    except KeyboardInterrupt:  # a caller without a signal handler: as a real run does
+        stop.request(signal.SIGINT)
     return generated
 
 
@@ -331,8 +342,16 @@ def _stopped(stop: StopRequest) -> StopReason | None:
     return None if stop.signum is None else "signal"
 
 
-def _check_arguments(*, count: int, seed: int, locales: Sequence[str], using: str) -> None:
-    """Refuse what the database cannot hold, before anything is written."""
+def _check_arguments(
+    *, count: int, max_count: int, seed: int, locales: Sequence[str], using: str
+) -> None:
+    """Refuse a count above the bound and what the database cannot hold, before anything
+    is written."""
+    if count > max_count:
+        raise SeedArgumentError(
+            f"COUNT {count} is more than {max_count}, the most one run seeds unless "
+            f"--max-count says otherwise; pass --max-count {count} if you mean it."
+        )
     ops = connections[using].ops
     meta = SeedRun._meta
     low, high = ops.integer_field_range(_field(meta.get_field("seed")).get_internal_type())

@@ -1,8 +1,10 @@
-"""This project's rows in group ``insert_users``: seed_users, through bulk and through save().
+"""seed_users, in group ``insert_users`` (through bulk and through save()), and
+purge_seeded against it, in group ``purge_seeded``.
 
-Timed end to end, as the command runs them: fake data generation, the seed-run
-reservation and the inserts; only password hashing is left out (unusable
-passwords, as in the other cases).
+Timed end to end, as the commands run them: seeding covers fake data
+generation, the seed-run reservation and the inserts; only password hashing is
+left out (unusable passwords, as in the other cases). A purge covers finding
+each batch's users and deleting them with everything that cascades.
 """
 
 from __future__ import annotations
@@ -11,11 +13,17 @@ import itertools
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import connections, transaction
+from django.db.models.signals import post_delete
 
 from bench.cases.users import BATCH_SIZE, GROUP
 from bench.registry import case
+from profiles.backfill import default_batch_size, profiles_backfill
+from profiles.models import Profile, WelcomeMail
+from profiles.welcome.sync import welcome_mails_sync
 from seeding.generator import FakeUsers
+from seeding.models import SeededUser, SeedRun
+from seeding.purge import seeded_users_purge
 from seeding.services import Via, users_seed
 
 User = get_user_model()
@@ -71,3 +79,104 @@ def users_create_loop(size: int, using: str, *, users: FakeUsers) -> int:
                     password="!",
                 )
     return size
+
+
+# --- group purge: purge_seeded against seed_users -----------------------------
+
+PURGE = "purge"
+OLD_PURGE_BATCH_SIZE = 5000  # purge_seeded's before it went set-based
+
+
+def users_deleted(using: str) -> int:
+    """Users deleted (the user table's shrinkage)."""
+    return -User._default_manager.db_manager(using).count()
+
+
+def seeded_users_with_records(size: int, using: str) -> dict[str, Any]:
+    """``size`` users by seed_users --via bulk, then a profile and a welcome-mail record each
+    (backfill_profiles and welcome_mails sync): what a purge finds after a demo."""
+    _seed(size, using, via="bulk")
+    profiles_backfill(using=using, batch_size=default_batch_size(using=using))
+    welcome_mails_sync(using=using, batch_size=default_batch_size(using=using))
+    return {}
+
+
+@case("purge_reference_seed_users_bulk", group=PURGE, reference=True)
+def purge_reference_seed_users_bulk(size: int, using: str) -> int:
+    """seed_users --via bulk, as seed_users_bulk: the speed a purge is held to (0.3x)."""
+    return _seed(size, using, via="bulk")
+
+
+@case("purge_seeded", group=PURGE, setup=seeded_users_with_records, counts=users_deleted)
+def purge_seeded(size: int, using: str) -> int:
+    """purge_seeded's service: one DELETE per table and batch of 20,000 users.
+
+    Every user has a profile and a welcome-mail record; their SeededUser rows
+    and (empty) group and permission rows go too.
+    """
+    return seeded_users_purge(using=using).users
+
+
+@case("purge_raw_delete", group=PURGE, setup=seeded_users_with_records, counts=users_deleted)
+def purge_raw_delete(size: int, using: str) -> int:
+    """One raw DELETE per table, dependents first, in one transaction: the database's floor.
+
+    No WHERE: the throwaway database holds only these users. The deletes still
+    pay the foreign-key checks of every table pointing at the user table.
+    """
+    connection = connections[using]
+    qn = connection.ops.quote_name
+    dependents = [
+        *(model._meta.db_table for model in (Profile, WelcomeMail, SeededUser)),
+        *(field.m2m_db_table() for field in User._meta.many_to_many),
+    ]
+    with transaction.atomic(using=using), connection.cursor() as cursor:
+        for table in dependents:
+            cursor.execute(f"DELETE FROM {qn(table)}")
+        cursor.execute(f"DELETE FROM {qn(User._meta.db_table)}")
+        deleted = int(cursor.rowcount)
+        cursor.execute(f"DELETE FROM {qn(SeedRun._meta.db_table)}")
+    return deleted
+
+
+def _profile_deleted(sender: object, **kwargs: object) -> None:
+    pass
+
+
+@case(
+    "purge_seeded_delete_receiver",
+    group=PURGE,
+    setup=seeded_users_with_records,
+    counts=users_deleted,
+    size_divisor=5,
+)
+def purge_seeded_delete_receiver(size: int, using: str) -> int:
+    """The same with a post_delete receiver on Profile: the profiles go object by object."""
+    post_delete.connect(_profile_deleted, sender=Profile, dispatch_uid="bench-purge")
+    try:
+        return seeded_users_purge(using=using).users
+    finally:
+        post_delete.disconnect(sender=Profile, dispatch_uid="bench-purge")
+
+
+@case(
+    "purge_queryset_delete",
+    group=PURGE,
+    setup=seeded_users_with_records,
+    counts=users_deleted,
+    size_divisor=5,
+)
+def purge_queryset_delete(size: int, using: str) -> int:
+    """User.objects.filter(pk__in=...).delete() per 5000 seeded users: purge_seeded before.
+
+    Django loads every user, then deletes the dependents 999 keys a statement
+    on SQLite (the whole batch elsewhere).
+    """
+    manager = User._default_manager.db_manager(using)
+    members = SeededUser.objects.using(using).order_by("user_id").values_list("user_id", flat=True)
+    deleted = 0
+    while pks := list(members[:OLD_PURGE_BATCH_SIZE]):
+        with transaction.atomic(using=using):
+            deleted += manager.filter(pk__in=pks).delete()[1].get(User._meta.label, 0)
+    SeedRun.objects.using(using).all().delete()
+    return deleted

@@ -115,7 +115,10 @@ def interrupted(result: SeedResult) -> CommandError:
     assert signum is not None  # only a run a signal stopped is reported as interrupted
     name = signal_name(signum)
     if result.dry_run:
-        message = f"interrupted by {name}; dry run, nothing was written."
+        message = (
+            f"interrupted by {name} after generating and validating {result.generated} of "
+            f"{result.requested} user(s); dry run, nothing was written."
+        )
     else:
         message = (
             f"interrupted by {name} with {result.resumed_after + result.created} of "
@@ -129,16 +132,20 @@ def purge_report(cmd: ClickCommand, result: PurgeResult, *, output_format: str) 
     if output_format == "json":
         write_json(
             cmd,
-            figures(
-                result,
-                "dry_run",
-                "runs",
-                "users",
-                "profiles",
-                "welcome_mails",
-                "untracked_runs",
-                "runs_in_progress",
-            ),
+            {
+                "cancelled": False,
+                **figures(
+                    result,
+                    "dry_run",
+                    "runs",
+                    "users",
+                    "profiles",
+                    "welcome_mails",
+                    "untracked_runs",
+                    "runs_in_progress",
+                ),
+                "object_by_object": list(result.object_by_object),
+            },
         )
         return
     if cmd.verbosity < 1:
@@ -148,6 +155,12 @@ def purge_report(cmd: ClickCommand, result: PurgeResult, *, output_format: str) 
         f"{verb} {result.users} seeded user(s), {result.profiles} profile(s) and "
         f"{result.welcome_mails} welcome-mail record(s) from {result.runs} seed run(s)."
     )
+    if result.object_by_object:
+        cmd.stdout.write(
+            f"{verb} some rows object by object, loading them first as Django's delete "
+            f"does, because of: {'; '.join(result.object_by_object)}. Every other table "
+            "goes with one DELETE per batch."
+        )
     if result.untracked_runs:
         cmd.stdout.write(
             f"Left the users of {result.untracked_runs} seed run(s) alone: those runs predate "
@@ -158,3 +171,21 @@ def purge_report(cmd: ClickCommand, result: PurgeResult, *, output_format: str) 
             f"Left {result.runs_in_progress} seed run(s) alone that are still in progress; "
             "run purge_seeded again when they have ended."
         )
+
+
+def purge_cancelled(cmd: ClickCommand, *, output_format: str) -> None:
+    """The "Type 'yes'" prompt was answered otherwise: said at any verbosity, as flush does."""
+    if output_format == "json":
+        write_json(
+            cmd,
+            {
+                "cancelled": True,
+                "dry_run": False,
+                "runs": 0,
+                "users": 0,
+                "profiles": 0,
+                "welcome_mails": 0,
+            },
+        )
+        return
+    cmd.stdout.write("Purge cancelled; nothing was deleted.")

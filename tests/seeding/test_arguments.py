@@ -13,6 +13,7 @@ from commands.management.commands import seed_users
 from seeding.errors import SeedArgumentError
 from seeding.models import SeedRun
 from seeding.services import users_seed
+from seeding.userfields import UserColumns
 from tests.helpers.commands import run_command
 from tests.helpers.seeding import required_field_values, seed
 from tests.helpers.stopping import StopAtCheck
@@ -56,7 +57,29 @@ def test_a_seed_the_column_cannot_hold_is_refused():
 
 
 def test_a_count_a_seed_run_cannot_record_is_refused():
-    assert "COUNT must be at most" in refused(str(2**63))
+    assert "COUNT must be at most" in refused(str(2**63), "--max-count", str(2**63))
+    assert not users().exists()
+
+
+@pytest.mark.parametrize("dry_run", [[], ["--dry-run"]])
+def test_a_count_above_the_bound_is_refused_unless_max_count_raises_it(dry_run):
+    err = refused(str(10_000_001), *dry_run)
+    assert err.strip() == (
+        "COUNT 10000001 is more than 10000000, the most one run seeds unless "
+        "--max-count says otherwise; pass --max-count 10000001 if you mean it."
+    )
+    assert "is more than 40" in refused("41", "--max-count", "40", *dry_run)
+    assert not users().exists()
+    _, err, code = run_command("seed_users", "40", "--max-count", "40", *dry_run, *options())
+    assert code == 0, err
+    with pytest.raises(SeedArgumentError, match="COUNT 11 is more than 10"):
+        seed(11, max_count=10)
+
+
+def test_max_count_takes_a_positive_whole_number():
+    for bad in ("0", "-1", "many"):
+        _, err, code = run_command("seed_users", "5", "--max-count", bad, *options())
+        assert code == 2 and "--max-count" in err, err
     assert not users().exists()
 
 
@@ -100,5 +123,33 @@ def test_an_interrupted_dry_run_reports_what_it_generated(monkeypatch):
     out, err, code = run_command("seed_users", 500, "--dry-run", "--batch-size", 100, *options())
     assert code == 130
     assert "generated and validated 200 of 500 user(s)" in out
-    assert "nothing was written" in err
+    # The one line, all that -v 0 (cron) shows, says how far it got too.
+    assert err.strip() == (
+        "interrupted by SIGINT after generating and validating 200 of 500 user(s); "
+        "dry run, nothing was written."
+    )
+    out, err, code = run_command(
+        "seed_users", 500, "--dry-run", "--batch-size", 100, "-v", "0", *options()
+    )
+    assert (out, code) == ("", 130)
+    assert "after generating and validating 200 of 500 user(s)" in err
+    assert not users().exists()
+
+
+def test_a_dry_run_interrupted_by_keyboard_interrupt_stops_as_a_real_run_does(monkeypatch):
+    """Without a signal handler (called from code), Ctrl-C is a KeyboardInterrupt."""
+    validated = []
+
+    def too_long(self, batch):
+        validated.append(len(batch))
+        if len(validated) == 3:
+            raise KeyboardInterrupt
+        return None
+
+    monkeypatch.setattr(UserColumns, "too_long", too_long)
+    try:
+        result = seed(1000, dry_run=True)
+    except KeyboardInterrupt:  # would end the whole test session
+        pytest.fail("the KeyboardInterrupt escaped the dry run")
+    assert (result.generated, result.stop_signal, result.stopped) == (200, signal.SIGINT, "signal")
     assert not users().exists()

@@ -117,6 +117,34 @@ def test_a_run_in_progress_is_left_alone():
     assert seeded_users_purge(using="default").users == 30
 
 
+def test_progress_reaches_the_users_to_purge_less_those_of_a_run_left_alone():
+    seed(30)
+    seed(50)
+    held, release = threading.Event(), threading.Event()
+
+    def seeding_elsewhere() -> None:  # run 2, purged second, is in progress elsewhere
+        try:
+            with database_lock(run_lock(2), using="default"):
+                held.set()
+                release.wait(timeout=30)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=seeding_elsewhere)
+    thread.start()
+    calls: list[tuple[int, int]] = []
+    try:
+        assert held.wait(timeout=30)
+        result = seeded_users_purge(
+            using="default", batch_size=12, on_batch=lambda *call: calls.append(call)
+        )
+    finally:
+        release.set()
+        thread.join(timeout=30)
+    assert (result.users, result.runs_in_progress) == (30, 1)
+    assert calls == [(12, 80), (24, 80), (30, 80), (30, 30)]
+
+
 def test_purge_deletes_the_seeded_users_welcome_records_and_counts_them():
     signup = create_user(0, "signup")  # its record stays
     seed(40, via="save")

@@ -45,6 +45,7 @@ def test_a_run_another_process_is_seeding_is_left_alone_until_it_ends(manage):
     again = manage("purge_seeded", "--no-input", "--format", "json")
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout) == {
+        "cancelled": False,
         "dry_run": False,
         "runs": 1,
         "users": left,
@@ -52,5 +53,6 @@ def test_a_run_another_process_is_seeding_is_left_alone_until_it_ends(manage):
         "welcome_mails": 0,
         "untracked_runs": 0,
         "runs_in_progress": 0,
+        "object_by_object": [],
     }
     assert not users().exists()

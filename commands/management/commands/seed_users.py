@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from commands.clickbridge import ClickCommand, django_command
+from commands.exitcodes import INTERRUPTIBLE, ExitCode
 from commands.options import batch_size_option, format_option
 from commands.options.seeding import (
     known_locales,
@@ -18,10 +19,10 @@ from commands.options.seeding import (
 from commands.progress import progress
 from commands.reports.seeding import interrupted, seed_report
 from dbtools.stopping import stop_on_signals
-from seeding.services import Via, users_seed
+from seeding.services import MAX_COUNT, Via, users_seed
 
 
-@django_command(name="seed_users", database=True)
+@django_command(name="seed_users", database=True, exit_codes=(*INTERRUPTIBLE, ExitCode.REFUSED))
 @click.argument("count", type=click.IntRange(min=1))
 @click.option(
     "--via",
@@ -85,6 +86,15 @@ from seeding.services import Via, users_seed
     "is required and has no default. Wins over the SEED_USERS_FIELD_VALUES setting.",
 )
 @click.option(
+    "--max-count",
+    type=click.IntRange(min=1),
+    default=MAX_COUNT,
+    show_default=True,
+    help="The most users this run may seed: a larger COUNT exits 2 before anything is "
+    "written (a bound against a COUNT with zeros too many). The database's own bounds "
+    "still hold: the seed run's counter and the integer key's room left.",
+)
+@click.option(
     "--dry-run",
     is_flag=True,
     # Eager: parsed first, wherever it stands, so --force's callback sees it.
@@ -111,6 +121,7 @@ def command(
     password_from_file: str | None,
     mute: list[str],
     field_values: dict[str, str],
+    max_count: int,
     dry_run: bool,
     output_format: str,
     database: str,
@@ -127,7 +138,8 @@ def command(
     example.com/.org/.net where the username field is an e-mail field), are
     never staff, and 'manage.py purge_seeded' deletes them again. A user model
     field that is required and has no default needs --field NAME=VALUE or the
-    SEED_USERS_FIELD_VALUES setting.
+    SEED_USERS_FIELD_VALUES setting. COUNT is at most --max-count (10,000,000
+    unless raised), and at most what the database can still number.
     """
     with progress(cmd, label="Seeding users") as advance, stop_on_signals() as stop:
         result = users_seed(
@@ -143,6 +155,7 @@ def command(
             on_batch=advance,
             stop=stop,
             mute=mute,
+            max_count=max_count,
         )
     seed_report(cmd, result, output_format=output_format, database=database)
     if result.stop_signal is not None:
