@@ -4,10 +4,10 @@
 import os
 import sys
 import traceback
+from pathlib import Path
 
 
 def main() -> None:
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cliproject.settings")
     try:
         from django.core.management import execute_from_command_line
     except ImportError:
@@ -30,6 +30,7 @@ def exit_on_bad_settings(argv: list[str]) -> None:
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management.base import CommandParser, handle_default_options
 
+    from cliproject.env import load_env_file
     from commands.exitcodes import ExitCode
 
     parser = CommandParser(add_help=False, allow_abbrev=False)
@@ -37,8 +38,12 @@ def exit_on_bad_settings(argv: list[str]) -> None:
     parser.add_argument("--pythonpath")
     parser.add_argument("--traceback", action="store_true")
     options, _ = parser.parse_known_args(argv[2:])  # as ManagementUtility.execute() does
-    handle_default_options(options)
     try:
+        # First: the env file may name the settings module (the settings read it again,
+        # for every other way in, which changes nothing then).
+        load_env_file(Path(__file__).resolve().parent)
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "cliproject.settings")
+        handle_default_options(options)  # --settings wins over both
         django.setup()  # loads the settings and the database driver they name
     except (ImproperlyConfigured, ImportError) as exc:
         if options.traceback:

@@ -8,6 +8,7 @@ error names the variable and never its value: the value may be a secret, and
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping, MutableMapping
 from datetime import datetime, timezone
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 
 # PostgreSQL takes lock_timeout and statement_timeout in milliseconds up to 2^31 - 1,
 # and SQLite's busy timeout overflows beyond that into "never wait": the longest
@@ -83,27 +85,44 @@ def secret_key(*, debug: bool, environ: Mapping[str, str] = os.environ) -> str:
     return "django-insecure-development-only-key-do-not-use-in-production"
 
 
-def load_env_file(base_dir: Path, *, environ: MutableMapping[str, str] = os.environ) -> Path | None:
+def load_env_file(
+    base_dir: Path,
+    *,
+    read_default: bool | None = None,
+    environ: MutableMapping[str, str] = os.environ,
+) -> Path | None:
     """Put the variables of the project's env file into ``environ``, never over one set.
 
-    The file is ``DJANGO_ENV_FILE`` if set (empty: none), else ``<base_dir>/.env``,
-    read by python-dotenv. So cron lines, systemd units and a shell reach the
-    same database with nothing on the command line, and a variable given to the
-    process still wins. Returns the file read, or None.
+    The file is ``DJANGO_ENV_FILE`` if set (empty: none), else ``<base_dir>/.env``
+    unless ``read_default`` is off. By default it is off under pytest (which sets
+    ``PYTEST_VERSION`` for its session and the processes it starts): a developer's
+    .env must not aim the test suite at a real database or mail server; a test
+    names a file in ``DJANGO_ENV_FILE`` instead. Read by python-dotenv without ``${...}``
+    expansion, as systemd's ``EnvironmentFile=`` reads it. So cron lines, systemd
+    units and a shell reach the same database with nothing on the command line,
+    and a variable given to the process still wins. A line it cannot parse stops
+    start-up naming the file and the line. Returns the file read, or None.
     """
     named = environ.get("DJANGO_ENV_FILE")
-    if named == "":
+    if read_default is None:
+        read_default = "PYTEST_VERSION" not in environ
+    if named == "" or (named is None and not read_default):
         return None
     path = Path(named) if named else base_dir / ".env"
     if not path.is_file():
         if named:
-            raise ImproperlyConfigured("DJANGO_ENV_FILE names a file that does not exist.")
+            raise ImproperlyConfigured("DJANGO_ENV_FILE names no file that exists.")
         return None
     try:
-        values = dotenv_values(path)
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         raise ImproperlyConfigured(f"The env file {path} cannot be read.") from None
-    for name, value in values.items():
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            raise ImproperlyConfigured(
+                f"The env file {path} has a line it cannot read: line {binding.original.line}."
+            )
+    for name, value in dotenv_values(stream=io.StringIO(text), interpolate=False).items():
         if value is not None:
             environ.setdefault(name, value)
     return path

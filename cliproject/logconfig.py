@@ -28,6 +28,7 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
         {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "format": _JSON_FIELDS,
+            "datefmt": "%Y-%m-%dT%H:%M:%S%z",  # ISO 8601, with the zone
             "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
         }
         if log_format == "json"

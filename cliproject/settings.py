@@ -32,7 +32,8 @@ from cliproject.logconfig import logging_config
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 # Before any variable is read: <BASE_DIR>/.env (or DJANGO_ENV_FILE) fills in what the
-# environment leaves unset, so every cron line and command reaches the same database.
+# environment leaves unset, so every cron line and command reaches the same database
+# (never under pytest: see load_env_file).
 load_env_file(BASE_DIR)
 
 DEBUG = env_bool("DEBUG", True)

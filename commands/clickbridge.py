@@ -41,9 +41,11 @@ import functools
 import inspect
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import click
@@ -263,42 +265,50 @@ class ClickCommand(BaseCommand):
         self.run_record = RunRecord(command=_command_name(func))
         self.metrics_wanted = metrics_file is not None
         code: int = ExitCode.FAILED
+        error = ""
         try:
-            try:
-                result = super().execute(**django_options, **self._output_overrides)
-            except DatabaseError as exc:  # from the command, or a system check that connects
-                raise command_error_for(exc) from exc
+            with _sigterm_exits():
+                try:
+                    result = super().execute(**django_options, **self._output_overrides)
+                except DatabaseError as exc:  # from the command, or a check that connects
+                    failure = command_error_for(exc)
+                    if failure.returncode == ExitCode.FAILED:  # not a known outage: a bug?
+                        self._log_unexpected(exc)
+                    raise failure from exc
             code = ExitCode.OK
             return result
         except BaseException as exc:
             code = _exit_code_of(exc)
+            error = first_line(exc) if isinstance(exc, Exception) else ""
             if isinstance(exc, Exception) and not isinstance(
                 exc, CommandError | click.ClickException
             ):
-                logging.getLogger(ERRORS_LOGGER).error(
-                    "unexpected %s in %s",
-                    type(exc).__name__,
-                    self.run_record.command,
-                    exc_info=exc,
-                )
+                self._log_unexpected(exc)
             raise
         finally:
             self._leaf = None
-            self._end_run(code, metrics_file)
+            self._end_run(code, metrics_file, error=error)
 
-    def _end_run(self, code: int, metrics_file: Any) -> None:
+    def _log_unexpected(self, exc: BaseException) -> None:
+        logging.getLogger(ERRORS_LOGGER).error(
+            "unexpected %s in %s", type(exc).__name__, self.run_record.command, exc_info=exc
+        )
+
+    def _end_run(self, code: int, metrics_file: Any, *, error: str) -> None:
         record = self.run_record
         duration = time.time() - record.started
         logging.getLogger(RUNS_LOGGER).info(
-            "%s exited %d after %.2f s",
+            "%s exited %d after %.2f s%s",
             record.command,
             code,
             duration,
+            f": {error}" if error else "",
             extra={
                 "command": record.command,
                 "exit_code": int(code),
                 "duration_seconds": round(duration, 3),
                 "rows": record.rows,
+                "error": error or None,
                 **record.gauges,
             },
         )
@@ -318,6 +328,29 @@ class ClickCommand(BaseCommand):
             self._leaf()
         except UsageError as exc:
             raise _command_error(exc) from exc
+
+
+@contextlib.contextmanager
+def _sigterm_exits() -> Iterator[None]:
+    """SIGTERM ends the run as exit 143, with its record and metrics file written, where
+    Python's default would kill it on the spot: e.g. while it waits for a lock, before
+    a command's own stop_on_signals (which finishes the batches in flight) takes over.
+    Only in the main thread, and only over the default handler."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    ):
+        yield
+        return
+
+    def exit_143(signum: int, frame: object) -> None:
+        raise SystemExit(ExitCode.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, exit_143)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _command_name(leaf: Callable[..., Any]) -> str:

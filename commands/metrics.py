@@ -2,7 +2,7 @@
 
 node_exporter's textfile collector reads every ``*.prom`` file of its directory
 on each scrape; a command given ``--metrics-file`` writes its own file there
-when it ends, however it ends (success, failure, lock held, signal), through the
+when its run ends, however it ends (success, failure, lock held, signal), through the
 Prometheus client's ``write_to_textfile`` (a temporary file renamed over the
 old one: a scrape never sees half a file). Every series carries the label
 ``command``, e.g. ``command="welcome_mails sync"``:
@@ -10,7 +10,9 @@ old one: a scrape never sees half a file). Every series carries the label
 - ``django_signals_cli_last_run_start_timestamp_seconds``, ``..._end_...``,
   ``..._duration_seconds`` and ``..._exit_code``;
 - ``django_signals_cli_last_success_timestamp_seconds``: the end of the last
-  run that exited 0, carried over from the previous file by a run that did not;
+  run that exited 0 having done its work, carried over from the previous file
+  by a run that failed or skipped (``last_run_skipped`` 1: another run held
+  the lock);
 - ``django_signals_cli_last_run_rows``: the rows the run wrote (profiles,
   records, mails sent), when it got that far;
 - whatever figures the command measured at its end, e.g.
@@ -31,6 +33,8 @@ from dbtools.errors import ConfigurationError, UsageError
 
 PREFIX = "django_signals_cli"
 LAST_SUCCESS = f"{PREFIX}_last_success_timestamp_seconds"
+# The gauge a command that takes a lock sets to 1 when it skipped (--if-locked skip).
+SKIPPED = "last_run_skipped"
 
 
 @dataclass
@@ -79,7 +83,10 @@ def write_textfile(path: Path, record: RunRecord, *, exit_code: int) -> None:
     gauge("last_run_end_timestamp_seconds", ended, "When the last run ended.")
     gauge("last_run_duration_seconds", ended - record.started, "How long the last run took.")
     gauge("last_run_exit_code", exit_code, "The last run's exit code (75: try again later).")
-    last_success = ended if exit_code == 0 else _previous_success(path, record.command)
+    # A run that skipped (another held the lock) did no work: a run that hangs with the
+    # lock must not look fresh, so it carries the last success over as a failure does.
+    succeeded = exit_code == 0 and not record.gauges.get(SKIPPED)
+    last_success = ended if succeeded else _previous_success(path, record.command)
     if last_success is not None:
         gauge("last_success_timestamp_seconds", last_success, "When a run last exited 0.")
     if record.rows is not None:

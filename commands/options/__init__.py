@@ -18,6 +18,7 @@ from click.core import ParameterSource
 from django.core.management.base import CommandError
 
 from commands.exitcodes import ExitCode
+from commands.metrics import SKIPPED
 from commands.render import write_json
 from dbtools.errors import UsageError
 from dbtools.locks import LockHeld
@@ -26,9 +27,6 @@ if TYPE_CHECKING:
     from commands.clickbridge import ClickCommand
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# The gauge of a run's --metrics-file that says whether it skipped (1) or ran (0).
-SKIPPED_GAUGE = "last_run_skipped"
 
 
 def format_option(
@@ -133,7 +131,7 @@ def run_locked(
             _lock_held(cmd, held=held, wait=wait, if_locked=if_locked, output_format=output_format)
             yield False
             return
-        cmd.run_record.gauges[SKIPPED_GAUGE] = 0
+        cmd.run_record.gauges[SKIPPED] = 0
         yield True
 
 
@@ -142,7 +140,7 @@ def _lock_held(
 ) -> None:
     waited = f"waited {wait:g} s for it" if wait else ""
     if if_locked == "skip":
-        cmd.run_record.gauges[SKIPPED_GAUGE] = 1
+        cmd.run_record.gauges[SKIPPED] = 1
         if output_format == "json":
             write_json(cmd, {"skipped": True, "reason": held, "waited_seconds": wait})
         elif cmd.verbosity >= 1:

@@ -108,8 +108,45 @@ def test_django_env_file_names_another_file_or_none(tmp_path):
 
 
 def test_a_named_env_file_that_does_not_exist_stops_start_up(tmp_path):
-    with pytest.raises(ImproperlyConfigured, match=r"^DJANGO_ENV_FILE names a file that does not"):
+    with pytest.raises(
+        ImproperlyConfigured, match=r"^DJANGO_ENV_FILE names no file that exists\.$"
+    ):
         load_env_file(tmp_path, environ={"DJANGO_ENV_FILE": str(tmp_path / "nope.env")})
+
+
+def test_a_directory_is_no_env_file(tmp_path):
+    with pytest.raises(ImproperlyConfigured, match="names no file that exists"):
+        load_env_file(tmp_path, environ={"DJANGO_ENV_FILE": str(tmp_path)})
+
+
+def test_values_are_taken_as_written_as_systemd_reads_them(tmp_path):
+    (tmp_path / ".env").write_text("HOST=db\nDATABASE_URL=postgres://app:pa${HOST}ss@db/app\n")
+    environ: dict[str, str] = {}
+    load_env_file(tmp_path, environ=environ)
+    assert environ["DATABASE_URL"] == "postgres://app:pa${HOST}ss@db/app"  # no expansion
+
+
+def test_a_line_that_cannot_be_parsed_stops_start_up_naming_the_line(tmp_path):
+    (tmp_path / ".env").write_text("DEBUG=0\nthis is not a variable\nSECRET_KEY=x\n")
+    with pytest.raises(ImproperlyConfigured, match=r"\.env has a line it cannot read: line 2\.$"):
+        load_env_file(tmp_path, environ={})
+
+
+def test_under_pytest_only_a_named_file_is_read(tmp_path):
+    (tmp_path / ".env").write_text("FROM=beside manage.py\n")
+    environ = {"PYTEST_VERSION": "9.0"}
+    assert load_env_file(tmp_path, environ=environ) is None
+    assert "FROM" not in environ
+
+
+def test_without_read_default_only_a_named_file_is_read(tmp_path):
+    (tmp_path / ".env").write_text("FROM=beside manage.py\n")
+    environ: dict[str, str] = {}
+    assert load_env_file(tmp_path, read_default=False, environ=environ) is None
+    assert environ == {}
+    named = {"DJANGO_ENV_FILE": str(tmp_path / ".env")}
+    assert load_env_file(tmp_path, read_default=False, environ=named) == tmp_path / ".env"
+    assert named["FROM"] == "beside manage.py"
 
 
 def test_an_env_file_that_cannot_be_read_stops_start_up_naming_it(tmp_path):

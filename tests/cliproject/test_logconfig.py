@@ -7,6 +7,7 @@ import json
 import logging
 import logging.config
 from collections.abc import Iterator
+from datetime import datetime
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_json_lines_are_one_object_each_with_the_record_fields(configure):
     assert record["message"] == "seed_users exited 0"
     assert (record["level"], record["logger"]) == ("INFO", "commands.runs")
     assert (record["command"], record["exit_code"], record["rows"]) == ("seed_users", 0, 5)
-    assert record["time"]
+    assert datetime.strptime(record["time"], "%Y-%m-%dT%H:%M:%S%z").tzinfo is not None
 
 
 def test_an_unexpected_error_reaches_handlers_of_its_logger_and_never_stderr(configure):

@@ -11,11 +11,13 @@ import click
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import ProgrammingError
 from prometheus_client.parser import text_string_to_metric_families
 
 from commands.clickbridge import ERRORS_LOGGER, RUNS_LOGGER, ClickCommand, django_command
 from commands.exitcodes import ExitCode
 from commands.metrics import PREFIX, RunRecord, usable_metrics_file, write_textfile
+from dbtools.batches import BatchTimedOut
 from dbtools.errors import ConfigurationError, UsageError
 from tests.helpers.commands import run_command
 
@@ -24,7 +26,11 @@ COMMAND = "test_metrics"  # a test command's name in its record: the module it i
 
 @django_command(name="recorded", metrics=True)
 @click.option("--rows", type=int, default=3)
-@click.option("--outcome", type=click.Choice(["ok", "locked", "bug", "interrupt"]), default="ok")
+@click.option(
+    "--outcome",
+    type=click.Choice(["ok", "locked", "bug", "interrupt", "sql_bug", "timed_out"]),
+    default="ok",
+)
 def recorded(cmd: ClickCommand, *, rows: int, outcome: str) -> None:
     """A test command that records its rows and figures, and ends as asked."""
     cmd.run_record.rows = rows
@@ -36,6 +42,10 @@ def recorded(cmd: ClickCommand, *, rows: int, outcome: str) -> None:
         raise ZeroDivisionError("division by zero")
     if outcome == "interrupt":
         raise KeyboardInterrupt
+    if outcome == "sql_bug":
+        raise ProgrammingError('column "nope" does not exist')
+    if outcome == "timed_out":
+        raise BatchTimedOut("a batch timed out 4 times")
 
 
 def samples(path: Path) -> dict[str, float]:
@@ -160,3 +170,38 @@ def test_write_textfile_is_a_rename_over_the_old_file(tmp_path):
     before = path.stat().st_ino
     write_textfile(path, RunRecord(command="x"), exit_code=0)
     assert path.stat().st_ino != before  # a new file took the name: a reader never sees half
+
+
+def test_a_skipped_run_is_no_success(tmp_path):
+    # A run hanging with the lock makes every later run skip: the last success must
+    # not look fresh while no work is done.
+    path = tmp_path / "x.prom"
+    done = RunRecord(command=COMMAND, gauges={"last_run_skipped": 0})
+    write_textfile(path, done, exit_code=0)
+    succeeded = samples(path)["last_success_timestamp_seconds"]
+    skipped = RunRecord(command=COMMAND, gauges={"last_run_skipped": 1})
+    write_textfile(path, skipped, exit_code=0)
+    figures = samples(path)
+    assert (figures["last_run_exit_code"], figures["last_run_skipped"]) == (0, 1)
+    assert figures["last_success_timestamp_seconds"] == succeeded
+    assert figures["last_run_end_timestamp_seconds"] > succeeded
+
+
+def test_a_database_error_that_is_no_known_outage_is_logged_as_unexpected(caplog):
+    # A ProgrammingError is a bug or schema drift: exit 1 with one line, and the
+    # traceback on commands.errors; a timeout (exit 75) is an outage, logged nowhere.
+    with caplog.at_level(logging.ERROR, logger=ERRORS_LOGGER):
+        _out, _err, code = run_command(recorded.django_command_class(), outcome="sql_bug")
+        assert code == ExitCode.FAILED
+        assert run_command(recorded.django_command_class(), outcome="timed_out")[2] == 75
+    (record,) = [r for r in caplog.records if r.name == ERRORS_LOGGER]
+    assert record.getMessage() == f"unexpected ProgrammingError in {COMMAND}"
+    assert record.exc_info is not None and record.exc_info[0] is ProgrammingError
+
+
+def test_the_run_record_of_a_failure_says_why(caplog):
+    with caplog.at_level(logging.INFO, logger=RUNS_LOGGER):
+        run_command(recorded.django_command_class(), outcome="locked")
+    (record,) = [r for r in caplog.records if r.name == RUNS_LOGGER]
+    assert record.error == "another run holds the lock"
+    assert record.getMessage().endswith(": another run holds the lock")

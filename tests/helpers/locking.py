@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 
+from dbtools.locks import sqlite_lock_path
 from tests.helpers.processes import wait_until
 
 # The lock view: is this session waiting for a lock now?
@@ -93,3 +96,37 @@ def wait_until_waiting(
         return False
 
     wait_until(waiting, timeout=timeout, interval=lock_view_interval(observer))
+
+
+def waits_for_run_lock(observer: BaseDatabaseWrapper, pid: int, name: str) -> bool:
+    """Does process ``pid`` wait for the run lock ``name`` (dbtools.locks) now? In the
+    server's lock view (an advisory lock, a GET_LOCK), or, on SQLite, with the lock's
+    file open (Linux: /proc/PID/fd)."""
+    if observer.vendor == "postgresql":
+        with observer.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND NOT l.granted "
+                "AND a.datname = current_database()"
+            )
+            return bool(cursor.fetchone()[0])
+    if observer.vendor == "mysql":
+        with observer.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) > 0 FROM information_schema.PROCESSLIST "
+                "WHERE STATE = 'User lock' AND DB = DATABASE()"
+            )
+            return bool(cursor.fetchone()[0])
+    path = str(sqlite_lock_path(observer, name))
+    try:
+        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    return any(_link(descriptor) == path for descriptor in descriptors)
+
+
+def _link(descriptor: Path) -> str | None:
+    try:
+        return os.readlink(descriptor)
+    except OSError:
+        return None

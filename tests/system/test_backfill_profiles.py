@@ -14,6 +14,8 @@ from django.db import connection
 
 from dbtools.locks import database_lock
 from profiles.models import Profile
+from tests.helpers.cron import metrics
+from tests.helpers.locking import waits_for_run_lock
 from tests.helpers.processes import spawned, wait_until
 from tests.helpers.users import bulk_users, create_user, users
 from tests.profiles.coverage import (
@@ -134,3 +136,20 @@ def test_a_real_run_with_two_jobs(manage):
     assert_every_user_has_exactly_one_profile()
     rerun = manage("backfill_profiles", "--check")
     assert (rerun.returncode, rerun.stdout.strip()) == (0, "Every user has a profile.")
+
+
+def test_sigterm_while_waiting_for_the_lock_is_143_with_its_metrics_file(tmp_path):
+    # Before the batches start, no stop_on_signals is in place: the bridge's own
+    # SIGTERM handler ends the run as exit 143, still writing how it ended.
+    metrics_file = tmp_path / "backfill.prom"
+    args = ["-v", "0", "--wait", "60", "--metrics-file", str(metrics_file)]
+    with (
+        database_lock("backfill_profiles", using="default"),
+        spawned("backfill_profiles", *args) as proc,
+    ):
+        wait_until(lambda: waits_for_run_lock(connection, proc.pid, "backfill_profiles"), proc)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert metrics(metrics_file)["last_run_exit_code"] == 143

@@ -145,3 +145,15 @@ def test_log_format_json_gives_each_run_one_json_line_at_info(manage):
     assert record["message"].startswith("profiles_status exited 0 after ")
     quiet = manage("profiles_status", env={"LOG_FORMAT": "json"})  # WARNING by default
     assert (quiet.returncode, quiet.stderr) == (0, "")
+
+
+def test_the_env_file_may_name_the_settings_module(manage, tmp_path):
+    # Read by manage.py before it picks the default: a settings module of one's own
+    # (docs/operations.md's Sentry recipe) named in .env takes effect.
+    env_file = tmp_path / "app.env"
+    env_file.write_text("DJANGO_SETTINGS_MODULE=mysite.settings\n")
+    result = manage(
+        "profiles_status", env={"DJANGO_ENV_FILE": str(env_file), "DJANGO_SETTINGS_MODULE": None}
+    )
+    assert result.returncode == ExitCode.CONFIG
+    assert result.stderr.startswith("Error: no settings module 'mysite.settings'")

@@ -26,7 +26,18 @@ def known_operations(
     return keys
 
 
-@django_command(name="signal_matrix", database=True, exit_codes=ON_A_DATABASE)
+def wide_only_as_text() -> None:
+    """--wide with --format json or markdown refused before the database is checked."""
+    params = click.get_current_context().params
+    if params["wide"] and params["output_format"] != "text":
+        raise UsageError(
+            f"--wide is for --format text; --format {params['output_format']} is never cut."
+        )
+
+
+@django_command(
+    name="signal_matrix", database=True, exit_codes=ON_A_DATABASE, validate=wide_only_as_text
+)
 @format_option(
     "text",
     "json",
@@ -67,8 +78,6 @@ def command(
     No row is left changed and no e-mail is sent. -v 2 lists every signal
     with its arguments. See docs/signals.md.
     """
-    if wide and output_format != "text":
-        raise UsageError(f"--wide is for --format text; --format {output_format} is never cut.")
     result = signal_matrix_run(using=database, operations=operations)
     if output_format == "json":
         write_json(cmd, matrix_json(result))
