@@ -501,12 +501,18 @@ def _command_class(command: click.Command) -> type[ClickCommand]:
     return type("Command", (ClickCommand,), {"click_command": command})
 
 
-def _epilog(
-    own: str | None, exit_codes: Iterable[ExitCode] | None, failed: str, tempfail: str
-) -> str:
-    """The command's own epilog text, if any, then the table of the codes it returns."""
+def _help_attrs(
+    attrs: dict[str, Any], exit_codes: Iterable[ExitCode] | None, failed: str, tempfail: str
+) -> dict[str, Any]:
+    """click's attributes of a command or group, with what every one of ours has: -h, and
+    an epilog of its own text, if any, then the table of the exit codes it returns."""
     table = exit_codes_help(exit_codes, failed=failed, tempfail=tempfail)
-    return f"{inspect.cleandoc(own)}\n\n{table}" if own else table
+    own = attrs.get("epilog")
+    return {
+        **attrs,
+        "epilog": f"{inspect.cleandoc(own)}\n\n{table}" if own else table,
+        "context_settings": {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})},
+    }
 
 
 def django_command(
@@ -529,11 +535,10 @@ def django_command(
     together (see commands.options.refuse_together)."""
 
     def decorator(func: Callable[..., Any]) -> DjangoClickCommand:
-        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed, tempfail)
-        attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
+        click_attrs = _help_attrs(attrs, exit_codes, failed, tempfail)
         callback = _leaf_callback(func, lambda: command.django_command_class, validate)
         callback = _django_options(callback, database=database, metrics=metrics)
-        command = click.command(name=name, cls=DjangoClickCommand, **attrs)(callback)
+        command = click.command(name=name, cls=DjangoClickCommand, **click_attrs)(callback)
         command.django_command_class = _command_class(command)
         return command
 
@@ -549,15 +554,14 @@ def django_group(
     **attrs: Any,
 ) -> DjangoClickGroup:
     """A click group whose subcommands (made with :func:`subcommand`) are Django commands."""
-    attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed, tempfail)
-    attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
+    click_attrs = _help_attrs(attrs, exit_codes, failed, tempfail)
     # manage.py has already acted on --settings/--pythonpath wherever they stand.
     params: list[click.Parameter] = [
         click.Option(["--version"], **_VERSION_OPTION),
         click.Option(["--settings"], hidden=True, expose_value=False),
         click.Option(["--pythonpath"], hidden=True, expose_value=False),
     ]
-    group = DjangoClickGroup(name=name, params=params, **attrs)
+    group = DjangoClickGroup(name=name, params=params, **click_attrs)
     group.django_command_class = _command_class(group)
     return group
 
@@ -575,10 +579,9 @@ def subcommand(
     **attrs: Any,
 ) -> Callable[[Callable[..., Any]], click.Command]:
     def decorator(func: Callable[..., Any]) -> click.Command:
-        attrs["epilog"] = _epilog(attrs.get("epilog"), exit_codes, failed, tempfail)
-        attrs["context_settings"] = {**CONTEXT_SETTINGS, **attrs.get("context_settings", {})}
+        click_attrs = _help_attrs(attrs, exit_codes, failed, tempfail)
         callback = _leaf_callback(func, lambda: group.django_command_class, validate)
-        return group.command(name=name, cls=DjangoClickCommand, **attrs)(
+        return group.command(name=name, cls=DjangoClickCommand, **click_attrs)(
             _django_options(callback, database=database, metrics=metrics)
         )
 

@@ -108,10 +108,18 @@ def spawned(
     """``manage.py *args`` (``python -m module *args``) in the background; killed if still
     running at the end. Read its output with ``communicate()``, which closes the pipes."""
     _check_caller(args, module)
+    with _background(_command(args, module), cwd=PROJECT_DIR, env=manage_env(env)) as proc:
+        yield proc
+
+
+@contextmanager
+def _background(
+    argv: list[str], *, cwd: Path, env: dict[str, str] | None
+) -> Iterator[subprocess.Popen[str]]:
     with subprocess.Popen(
-        _command(args, module),
-        cwd=PROJECT_DIR,
-        env=manage_env(env),
+        argv,
+        cwd=cwd,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -155,20 +163,9 @@ def spawned_as_cron(
     crontab's own ``NAME=value`` lines. Killed if still running at the end."""
     _check_caller((command,), None, program="/bin/sh -c")
     assigned = [f"{name}={value}" for name, value in (environment or {}).items()]
-    with subprocess.Popen(
-        ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", *assigned, "/bin/sh", "-c", command],
-        cwd=home,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as proc:
-        try:
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.communicate(timeout=60)  # drains and closes the pipes
+    argv = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", *assigned, "/bin/sh", "-c", command]
+    with _background(argv, cwd=home, env=None) as proc:
+        yield proc
 
 
 def make(

@@ -48,6 +48,7 @@ def test_usage_error_is_one_line_exit_2(manage):
 
 
 def test_unmigrated_database_is_one_line_then_traceback_on_request(manage, tmp_path):
+    (tmp_path / "empty.sqlite3").touch()  # an empty file is an empty SQLite database
     env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}"}
     result = manage("profiles_status", env=env)
     assert result.returncode == 1
