@@ -5,10 +5,12 @@ Every database error a command meets ends here as one line and an exit code
 unchanged (the lock is held, the server refused or did not answer, the
 connection was lost, a lock or statement timed out), 78 with the setting to fix
 for what needs a person (no such database or role, a wrong password, access
-denied, an unopenable SQLite path, a timeout the server refuses), 1 otherwise.
+denied, an unopenable or missing SQLite file, a timeout the server refuses), 1 otherwise.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from django.core.management.base import CommandError
 from django.db import DatabaseError, InterfaceError, connections
@@ -32,8 +34,9 @@ _URL_SETTINGS = {"default": "DATABASE_URL", "locks": "LOCK_DATABASE_URL"}
 
 
 def database_ready(*, using: str) -> None:
-    """Raise CommandError (75, 78 or 1: see :func:`connect_error`; 1 not migrated)
-    unless ``using`` can be worked on."""
+    """Raise CommandError (75, 78 or 1: see :func:`connect_error`; 78 a SQLite file that
+    does not exist; 1 not migrated) unless ``using`` can be worked on."""
+    refuse_missing_sqlite_file(using)
     connection = connections[using]
     try:
         connection.ensure_connection()
@@ -47,6 +50,29 @@ def database_ready(*, using: str) -> None:
             f"run 'manage.py migrate --database {using}' first.",
             returncode=ExitCode.FAILED,
         )
+
+
+def refuse_missing_sqlite_file(alias: str) -> None:
+    """CommandError (78) if ``alias`` is a SQLite file that does not exist, before anything
+    connects: connecting would create it, empty, at what is most likely a mistyped path
+    (and 'manage.py migrate', the advice for an empty database, would make it a real one).
+    A missing directory is left to the connection, which cannot open the file (78 too)."""
+    connection = connections[alias]
+    if connection.vendor != "sqlite":
+        return
+    name = str(connection.settings_dict["NAME"])
+    path = Path(name)
+    # In memory, a temporary database (""), or a URI with SQLite's own rules.
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return
+    if path.exists() or not path.parent.is_dir():
+        return
+    setting = _URL_SETTINGS.get(alias, f"DATABASES[{alias!r}]")
+    raise CommandError(
+        f"database {alias!r} has no file {name} (SQLite would create an empty one); "
+        f"fix {setting}, or run 'manage.py migrate --database {alias}' to create it.",
+        returncode=ExitCode.CONFIG,
+    )
 
 
 def command_error_for(exc: DatabaseError) -> CommandError:

@@ -124,10 +124,16 @@ def _pg_wait_for(cursor: Any, key: int, *, seconds: float, keep_open: str) -> bo
     try:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
     except DatabaseError as exc:
-        if getattr(exc.__cause__, "sqlstate", None) == "55P03":  # lock_not_available
+        if _sqlstate(exc.__cause__) == "55P03":  # lock_not_available
             return False
         raise
     return True
+
+
+def _sqlstate(error: object) -> str | None:
+    """A driver error's SQLSTATE: psycopg 3 names it ``sqlstate``, psycopg2 ``pgcode``
+    (cliproject/databases.py accepts either driver)."""
+    return getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
 
 
 def _acquire(attempt: Callable[[float], bool], name: str, *, wait: float) -> None:

@@ -7,12 +7,16 @@ date-time (a naive one is UTC).
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 
 import click
+from django.core.management.base import CommandError
+from django.db import DatabaseError
 
+from commands.exitcodes import ExitCode
 from commands.options import (
     F,
     batch_size_option,
@@ -93,8 +97,9 @@ def backfill_options(
             "--check",
             is_flag=True,
             help=f"Create nothing; exit 1 if any user (of the shard, with --shard) lacks "
-            f"{a_row}, else 0 (for monitoring). Counts under the run's lock, so never while "
-            "a run is half-way: --wait, --if-locked and --no-lock apply.",
+            f"{a_row}, else 0 (for monitoring). Counts under the run's lock (the shard's, "
+            "with --shard), so never while that run is half-way: --wait and --no-lock apply; "
+            "a lock still held exits 75.",
         ),
         max_seconds_option(
             help="Stop after the batch in flight once this many seconds have passed; "
@@ -137,7 +142,7 @@ CHECK_IGNORES = ("limit", "batch_size", "jobs", "max_seconds")
 
 def refuse_conflicts(*, check_ignores: tuple[str, ...] = CHECK_IGNORES) -> None:
     """Exit 2, one line, for options given together that cannot both mean something:
-    ``--check`` with ``--dry-run`` or with one of ``check_ignores``, and ``--no-lock``
+    ``--check`` with ``--dry-run``, ``--if-locked`` or one of ``check_ignores``, and ``--no-lock``
     with ``--wait`` or ``--if-locked``. Call it first in the command."""
     refuse_together(
         "check",
@@ -145,6 +150,13 @@ def refuse_conflicts(*, check_ignores: tuple[str, ...] = CHECK_IGNORES) -> None:
         why="--check counts for monitoring and --dry-run previews a run; pass one",
     )
     refuse_together("check", check_ignores, why="--check writes nothing; leave it out")
+    # Skipping would make a monitoring check exit 0, having counted nothing, whenever a
+    # run is busy.
+    refuse_together(
+        "check",
+        ["if_locked"],
+        why="a check never skips; it waits for the lock (--wait), then exits 75 if still held",
+    )
     refuse_no_lock_conflicts()
 
 
@@ -162,6 +174,33 @@ def check_epilog(*, a_row: str, command: str) -> str:
     return (
         f"With --check it creates nothing and exits 0 when every user (of the shard, with "
         f"--shard) has {a_row}, or 1 with one line saying how many lack one and to run "
-        f"'manage.py {command}'; it counts under the run's lock, so never while a run is "
-        "half-way (--wait, --if-locked)."
+        f"'manage.py {command}'; it counts under the run's lock (the shard's, with "
+        "--shard), so never while that run is half-way (--wait)."
     )
+
+
+def run_label(command: str, *, check: bool, dry_run: bool, shard: Shard) -> str:
+    """The ``command`` label of a backfill's --metrics-file series: a check, a dry run and
+    each shard are series of their own (``backfill_profiles --check --shard 1/4``), so two
+    files never carry one series (node_exporter refuses that) and a check's exit 1 never
+    reads as the run's outcome."""
+    flags = [flag for flag, on in (("--check", check), ("--dry-run", dry_run)) if on]
+    if shard.count > 1:
+        flags.append(f"--shard {shard}")
+    return " ".join([command, *flags])
+
+
+@contextlib.contextmanager
+def recorded_if_lock_held(record: Callable[[], None]) -> Iterator[None]:
+    """Around :func:`commands.options.run_locked`: ``record()`` (what is left to do, for
+    the --metrics-file) also when the run exits 75 because the lock stayed held, so the
+    figure does not vanish from the file while a run is stuck; then the error goes on.
+    Not after a signal that ended the wait: on MySQL it can leave the connection out of
+    sync mid-GET_LOCK, and a count then turns exit 143 into an error."""
+    try:
+        yield
+    except CommandError as exc:
+        if exc.returncode == ExitCode.TEMPFAIL:
+            with contextlib.suppress(DatabaseError):  # the lock's line says more
+                record()
+        raise

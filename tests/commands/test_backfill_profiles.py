@@ -6,7 +6,9 @@ Its real processes (the lock, concurrent runs, signals) are tests/system/test_ba
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
 
 import click
 import pytest
@@ -15,9 +17,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from commands.management.commands import backfill_profiles
+from dbtools.stopping import StopRequest
 from profiles.models import Profile
 from tests.helpers.commands import run_command
-from tests.helpers.cron import held_elsewhere, metrics
+from tests.helpers.cron import command_labels, held_elsewhere, metrics
 from tests.helpers.users import bulk_users
 from tests.profiles.coverage import assert_every_user_has_exactly_one_profile
 
@@ -181,12 +184,7 @@ def test_if_locked_skip_exits_0_and_says_so_only_above_verbosity_0():
         assert run_command("backfill_profiles", "--if-locked", "skip", "-v", "0") == ("", "", 0)
         out, _, code = run_command("backfill_profiles", "--if-locked", "skip", format="json")
         assert code == 0 and json.loads(out)["skipped"] is True
-        # --check counts under the run's lock: it skips (or fails) the same way.
-        assert run_command("backfill_profiles", "--check", "--if-locked", "skip", "-v", "0") == (
-            "",
-            "",
-            0,
-        )
+        # --check counts under the run's lock, and never skips: it fails.
         _, err, code = run_command("backfill_profiles", "--check")
         assert code == 75 and "holds the lock" in err
     assert Profile.objects.count() == 0
@@ -228,6 +226,72 @@ def test_the_metrics_file_says_what_the_run_did_and_whether_it_skipped(tmp_path)
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("args", "label"),
+    [
+        ([], "backfill_profiles"),
+        (["--check"], "backfill_profiles --check"),
+        (["--dry-run"], "backfill_profiles --dry-run"),
+        (["--shard", "2/4"], "backfill_profiles --shard 2/4"),
+        (["--check", "--shard", "2/4"], "backfill_profiles --check --shard 2/4"),
+    ],
+)
+def test_a_check_a_dry_run_and_a_shard_are_series_of_their_own(tmp_path, args, label):
+    """Regression: a run and its --check both wrote command="backfill_profiles", so two
+    files held the same series (node_exporter rejects them) or, in one file, the check's
+    exit 1 replaced the run's outcome."""
+    path = tmp_path / "m.prom"
+    run_command("backfill_profiles", "-v", "0", "--metrics-file", str(path), *args)
+    assert command_labels(path) == {label}
+
+
+@pytest.mark.django_db
+def test_users_left_stay_in_the_metrics_file_when_the_lock_stays_held(tmp_path):
+    """Regression: a run that waited and found the lock still held (exit 75) left
+    users_without_profile out of its file."""
+    bulk_users(3)
+    path = tmp_path / "m.prom"
+    with held_elsewhere("backfill_profiles"):
+        _, _, code = run_command("backfill_profiles", "--wait", "0.1", "--metrics-file", str(path))
+    figures = metrics(path)
+    assert code == figures["last_run_exit_code"] == 75
+    assert figures["users_without_profile"] == 3
+
+
+@pytest.mark.django_db
+def test_users_left_stay_in_the_metrics_file_when_a_signal_stops_the_run(tmp_path, monkeypatch):
+    """Regression: an interrupted run (exit 143) left users_without_profile out of its file."""
+    bulk_users(5)
+
+    @contextlib.contextmanager
+    def sigterm_at_once():
+        stop = StopRequest()
+        stop.request(signal.SIGTERM)
+        yield stop
+
+    monkeypatch.setattr(backfill_profiles, "stop_on_signals", sigterm_at_once)
+    path = tmp_path / "m.prom"
+    _, _, code = run_command(
+        "backfill_profiles", "--batch-size", "2", "--jobs", "1", "--metrics-file", str(path)
+    )
+    figures = metrics(path)
+    assert code == figures["last_run_exit_code"] == 143
+    assert figures["users_without_profile"] == 5 - Profile.objects.count()
+
+
+@pytest.mark.django_db
+def test_a_sharded_check_counts_under_its_shards_lock_and_only_there():
+    """What docs/cron.md says of shards: a check per shard (--check --shard K/N) waits for
+    that shard's run; an unsharded check takes another lock and does not."""
+    bulk_users(4)
+    with held_elsewhere("backfill_profiles:2/4"):
+        _, err, code = run_command("backfill_profiles", "--check", "--shard", "2/4")
+        assert code == 75 and "holds the lock" in err and "shard 2/4" in err
+        _, err, code = run_command("backfill_profiles", "--check")
+        assert code == 1 and "4 user(s) lack a profile" in err
+
+
+@pytest.mark.django_db
 def test_only_a_metrics_file_costs_the_count_of_users_without_a_profile(tmp_path):
     bulk_users(3)
 
@@ -249,6 +313,8 @@ def test_only_a_metrics_file_costs_the_count_of_users_without_a_profile(tmp_path
         ["--check", "--jobs", "1"],
         ["--check", "--batch-size", "10"],
         ["--check", "--max-seconds", "5"],
+        # Regression: a monitoring check that skipped exited 0 having counted nothing.
+        ["--check", "--if-locked", "skip"],
         ["--no-lock", "--wait", "1"],
         ["--no-lock", "--if-locked", "skip"],
         ["--dry-run", "--no-lock", "--wait", "0"],

@@ -9,7 +9,7 @@ import pytest
 
 from commands.exitcodes import ExitCode
 from tests.helpers.commands import run_command
-from tests.helpers.cron import metrics
+from tests.helpers.cron import command_labels, metrics
 from tests.helpers.users import bulk_users, create_user
 from tests.profiles.welcome.states import record
 
@@ -136,3 +136,26 @@ def test_the_metrics_file_counts_the_users_without_a_record(some_mails, tmp_path
     figures = metrics(path)
     assert code == figures["last_run_exit_code"] == ExitCode.FAILED  # the 2-hour-old one
     assert figures["users_without_welcome_mail"] == 1
+
+
+def test_the_metrics_file_has_the_figures_its_check_judges(some_mails, tmp_path):
+    """Regression: only users_without_welcome_mail was exported, not the failed records
+    and the oldest pending age that --check fails on."""
+    a, b = bulk_users(2, start=10)
+    record(a, "failed")
+    record(b, "sending", age=timedelta(minutes=5))
+    path = tmp_path / "status.prom"
+    assert status("-v", "0", "--metrics-file", str(path))[2] == 0
+    figures = metrics(path)
+    assert figures["welcome_mails_failed"] == 1
+    assert (figures["welcome_mails_pending"], figures["welcome_mails_sending"]) == (2, 1)
+    assert figures["welcome_mail_oldest_pending_age_seconds"] // 60 == 123  # 2h 3m
+    assert command_labels(path) == {"welcome_mails status"}
+
+
+def test_a_check_is_a_series_of_its_own(tmp_path):
+    bulk_users(1)
+    path = tmp_path / "status.prom"
+    assert status("--check", "-v", "0", "--metrics-file", str(path))[2] == 0
+    assert command_labels(path) == {"welcome_mails status --check"}
+    assert metrics(path)["welcome_mail_oldest_pending_age_seconds"] == 0  # none waits

@@ -19,7 +19,7 @@ from profiles.welcome.joined import cutoff_reason
 from profiles.welcome.records import record_new_user
 from profiles.welcome.sync import LOCK_NAME as SYNC_LOCK
 from tests.helpers.commands import run_command
-from tests.helpers.cron import held_elsewhere, metrics
+from tests.helpers.cron import command_labels, held_elsewhere, metrics
 from tests.helpers.users import bulk_users, users
 
 pytestmark = pytest.mark.django_db
@@ -282,8 +282,9 @@ def test_if_locked_skip_exits_0_silently_at_verbosity_0():
         )
         _, err, code = sync("--wait", "0.2")
         assert code == 75 and "waited 0.2 s for it" in err and "--wait SECONDS" not in err
-        # The check counts under the sync's lock.
-        assert sync("--check", "--if-locked", "skip", "-v", "0") == ("", "", 0)
+        # The check counts under the sync's lock, and never skips: it fails.
+        _, err, code = sync("--check")
+        assert code == 75 and "holds the lock" in err
     assert WelcomeMail.objects.count() == 0
 
 
@@ -302,12 +303,42 @@ def test_the_metrics_file_counts_records_made_and_users_left(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("args", "label"),
+    [
+        ([], "welcome_mails sync"),
+        (["--check"], "welcome_mails sync --check"),
+        (["--dry-run"], "welcome_mails sync --dry-run"),
+        (["--check", "--shard", "1/2"], "welcome_mails sync --check --shard 1/2"),
+    ],
+)
+def test_a_check_a_dry_run_and_a_shard_are_series_of_their_own(tmp_path, args, label):
+    """Regression: a sync and its --check both wrote command="welcome_mails sync"."""
+    path = tmp_path / "sync.prom"
+    sync("-v", "0", "--metrics-file", str(path), *args)
+    assert command_labels(path) == {label}
+
+
+def test_users_left_stay_in_the_metrics_file_when_the_lock_stays_held(tmp_path):
+    """Regression: a sync that waited and found the lock still held (exit 75) left
+    users_without_welcome_mail out of its file."""
+    bulk_users(3)
+    path = tmp_path / "sync.prom"
+    with held_elsewhere(SYNC_LOCK):
+        _, _, code = sync("--wait", "0.1", "--metrics-file", str(path))
+    figures = metrics(path)
+    assert code == figures["last_run_exit_code"] == 75
+    assert figures["users_without_welcome_mail"] == 3
+
+
+@pytest.mark.parametrize(
     "args",
     [
         ["--check", "--dry-run"],
         ["--check", "--limit", "1"],
         ["--check", "--jobs", "2"],
         ["--check", "--joined-since", "2024-06-01"],
+        # Regression: a monitoring check that skipped exited 0 having counted nothing.
+        ["--check", "--if-locked", "skip"],
         ["--no-lock", "--wait", "1"],
         ["--no-lock", "--if-locked", "fail"],
     ],

@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 
-from dbtools.locks import LockHeld, database_lock, sqlite_lock_path
+from dbtools.locks import LockHeld, _pg_wait_for, database_lock, sqlite_lock_path
 from seeding.runs import run_lock
 from tests.helpers.processes import wait_until
 
@@ -183,3 +183,31 @@ if connection.vendor == "sqlite":
             with contextlib.suppress(OSError):
                 count += os.readlink(descriptor) == str(path)
         return count
+
+
+class _LockNotAvailable(Exception):
+    """A driver's error for a lock_timeout, as psycopg 3 or psycopg2 spells its SQLSTATE."""
+
+    def __init__(self, attribute: str) -> None:
+        super().__init__("canceling statement due to lock timeout")
+        setattr(self, attribute, "55P03")
+
+
+class _TimingOutCursor:
+    """A cursor whose wait for the advisory lock times out, as Django wraps the error."""
+
+    def __init__(self, attribute: str) -> None:
+        self.attribute = attribute
+
+    def execute(self, sql: str, params: object = None) -> None:
+        if sql.startswith("SELECT pg_advisory_xact_lock"):
+            raise DatabaseError("lock timeout") from _LockNotAvailable(self.attribute)
+
+
+@pytest.mark.django_db(transaction=False)
+@pytest.mark.parametrize("attribute", ["sqlstate", "pgcode"])  # psycopg 3, psycopg2
+def test_a_wait_slice_that_times_out_waits_on_with_either_postgresql_driver(attribute):
+    """Regression: only psycopg 3's ``sqlstate`` was read, so with psycopg2 a wait slice
+    that ran out raised instead of trying the next slice."""
+    cursor = _TimingOutCursor(attribute)
+    assert _pg_wait_for(cursor, 1, seconds=0.5, keep_open="1") is False

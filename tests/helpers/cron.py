@@ -46,3 +46,12 @@ def metrics(path: Path) -> dict[str, float]:
         for family in text_string_to_metric_families(path.read_text())
         for sample in family.samples
     }
+
+
+def command_labels(path: Path) -> set[str]:
+    """The ``command`` labels of a --metrics-file's series (one per run's file)."""
+    return {
+        sample.labels["command"]
+        for family in text_string_to_metric_families(path.read_text())
+        for sample in family.samples
+    }

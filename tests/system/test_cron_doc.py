@@ -23,10 +23,11 @@ import os
 import re
 import shlex
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +51,9 @@ DOCUMENTED_DIRECTORY = "/srv/app"
 # What every documented line is: cron's sh starts in $HOME, so it changes to the
 # project and runs the project's own interpreter.
 LINE = re.compile(r"cd /srv/app && \.venv/bin/python manage\.py (?P<args>\S.*)")
+# What would make the shell do more than run the command: a list or pipe (|| [ $? ... ],
+# ; or &), a redirection, an expansion.
+SHELL_SYNTAX = set("|&;<>$`")
 # The settings module the deployed lines use (none is set in cron's environment).
 DEPLOYED_SETTINGS = "cliproject.settings"
 
@@ -182,9 +186,31 @@ def test_the_crontab_has_a_line_for_every_cron_command():
     )
 
 
+def assert_only_the_command(line: CronLine) -> None:
+    """``cd /srv/app && .venv/bin/python manage.py ARGS``, and the shell does nothing
+    but run it: no ``|| [ $? -eq 75 ]`` (cron mails output whatever the status), no
+    pipe, redirection, expansion or quoting."""
+    match = LINE.fullmatch(line.command)
+    assert match, f"not 'cd /srv/app && .venv/bin/python manage.py ...': {line}"
+    for arg in line.args:
+        assert not SHELL_SYNTAX & set(arg), f"{arg!r} is shell syntax: {line}"
+    assert line.args == match["args"].split(), f"quoted or escaped: {line}"
+
+
+@pytest.mark.parametrize(
+    "suffix",
+    [" || [ $? -eq 75 ]", " || true", " | logger", " > /dev/null", " 2>&1", "; echo", " &"],
+)
+def test_a_shell_suffix_is_caught(suffix):
+    """Regression: a line ending in '|| [ $? -eq 75 ]' passed (``assert line.args``)."""
+    line = documented("backfill_profiles", check=False)
+    with pytest.raises(AssertionError):
+        assert_only_the_command(CronLine(line.schedule, line.command + suffix))
+
+
 def test_every_line_changes_to_the_project_and_runs_its_python():
     for line in DOCUMENTED:
-        assert line.args  # the shape of LINE, nothing after the command (no "|| ...")
+        assert_only_the_command(line)
         # cron turns an unescaped % into a newline.
         assert "%" not in line.command, line
         assert "-v" in line.args and line.args[line.args.index("-v") + 1] == "0", line
@@ -212,6 +238,28 @@ def test_the_exit_codes_it_lists_are_the_enums():
     assert set(table) == set(ExitCode) - {ExitCode.REFUSED}  # 77: seed_users only
     for code, meaning in table.items():
         assert meaning, code
+
+
+def test_its_75_row_names_every_cause_the_enum_does():
+    """Regression: the row left out timeouts (a batch timed out: BatchTimedOut) and a
+    lost connection, which the README and docs/operations.md list."""
+    row = markdown_exit_codes(CRON_DOC)[ExitCode.TEMPFAIL]
+    for cause in ("holds the lock", "cannot be reached", "lost", "timed out"):
+        assert cause in row, cause
+
+
+def test_a_sharded_backfill_is_checked_shard_by_shard():
+    """An unsharded --check takes the unsharded lock, not the shards' (backfill_profiles:K/N):
+    the shard loop the document gives comes with a check per shard, and it says why."""
+    loops = [line for line in CRON_DOC.read_text().splitlines() if line.startswith("for k in")]
+    runs = [line for line in loops if "--check" not in line]
+    checks = [line for line in loops if "--check" in line]
+    assert runs and checks, loops
+    for line in runs + checks:
+        assert "--shard $k/4" in line, line
+    assert all("--wait" in line for line in checks), checks
+    text = " ".join(CRON_DOC.read_text().split())
+    assert "an unsharded `--check` does not wait for them" in text
 
 
 # -- the lines, run --
@@ -352,6 +400,20 @@ def test_an_unmigrated_database_is_one_line_from_every_line(deployment, tmp_path
             assert outcome.returncode == ExitCode.FAILED
 
 
+@pytest.mark.applies_if(connection.vendor == "sqlite", "a server has no file to create")
+def test_a_missing_sqlite_file_is_78_and_stays_missing(deployment, tmp_path):
+    """Regression: SQLite created an empty file at the mistyped path, every line exited 1
+    "not migrated", and running the advised migrate made the monitoring line pass."""
+    path = tmp_path / "db.sqlite3"  # its directory exists
+    deployment.write_env(DATABASE_URL=f"sqlite:///{path}")
+    for line in DOCUMENTED:
+        outcome = run(line, deployment)
+        assert_one_line_failure(outcome, line, says="fix DATABASE_URL")
+        assert str(path) in outcome.stderr and "manage.py migrate" in outcome.stderr
+        assert outcome.returncode == ExitCode.CONFIG
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_users_without_a_profile_fail_the_monitoring_line(deployed):
     bulk_users(5)
     line = documented("backfill_profiles", check=True)
@@ -434,7 +496,10 @@ def files_open_elsewhere() -> Iterator[str]:
 def empty_database(tmp_path: Path) -> Iterator[str]:
     """The URL of a database that exists and has no tables, dropped at the end."""
     if connection.vendor == "sqlite":
-        yield f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+        path = tmp_path / "empty.sqlite3"
+        with closing(sqlite3.connect(path)) as created:
+            created.execute("PRAGMA user_version = 1")  # a write: the file has its header
+        yield f"sqlite:///{path}"
         return
     name = f"{connection.settings_dict['NAME']}_unmigrated"
     quoted = connection.ops.quote_name(name)

@@ -134,8 +134,20 @@ def test_a_database_that_cannot_be_used(manage, command, url, code, fragment):
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_an_unmigrated_database_exits_1(manage, command, tmp_path):
-    result = manage(*COMMANDS[command], env={"DATABASE_URL": f"sqlite:///{tmp_path / 'new.db'}"})
+    path = tmp_path / "new.db"
+    path.touch()  # SQLite reads an empty file as a database without tables
+    result = manage(*COMMANDS[command], env={"DATABASE_URL": f"sqlite:///{path}"})
     assert_one_line(result, 1, "is not migrated", "manage.py migrate")
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_missing_sqlite_file_exits_78_and_is_not_created(manage, command, tmp_path):
+    """Regression: connecting created an empty file at the (mistyped) path, the command
+    exited 1 "not migrated", and the advised migrate made a real database of it."""
+    path = tmp_path / "typo.sqlite3"
+    result = manage(*COMMANDS[command], env={"DATABASE_URL": f"sqlite:///{path}"})
+    assert_one_line(result, 78, str(path), "fix DATABASE_URL", "manage.py migrate")
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.django_db(transaction=True)

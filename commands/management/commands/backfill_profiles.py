@@ -7,7 +7,13 @@ from django.core.management.base import CommandError
 from commands.clickbridge import ClickCommand, django_command
 from commands.exitcodes import INTERRUPTIBLE, ExitCode
 from commands.options import LOCK_HELD, run_locked
-from commands.options.backfill import backfill_options, check_epilog, refuse_conflicts
+from commands.options.backfill import (
+    backfill_options,
+    check_epilog,
+    recorded_if_lock_held,
+    refuse_conflicts,
+    run_label,
+)
 from commands.progress import progress
 from commands.reports.backfill import interrupted, lacking, lock_held, write_count, write_run
 from dbtools.stopping import stop_on_signals
@@ -54,6 +60,9 @@ def command(
     creates profiles only: post_save is not replayed, so nobody gets a welcome
     e-mail.
     """
+    cmd.run_record.command = run_label(
+        "backfill_profiles", check=check, dry_run=dry_run, shard=shard
+    )
     cmd.run_record.rows = 0
     if dry_run:
         missing = users_without_profile(using=database, shard=shard)
@@ -62,9 +71,12 @@ def command(
         return
     lock = backfill_lock(using=database, shard=shard, wait=wait, enabled=not no_lock)
     held = lock_held(database, shard)
-    with run_locked(
-        cmd, lock, held=held, wait=wait, if_locked=if_locked, output_format=output_format
-    ) as running:
+    with (
+        recorded_if_lock_held(lambda: _record_missing(cmd, database)),
+        run_locked(
+            cmd, lock, held=held, wait=wait, if_locked=if_locked, output_format=output_format
+        ) as running,
+    ):
         if not running:
             _record_missing(cmd, database)
             return
@@ -90,9 +102,9 @@ def command(
         return
     cmd.run_record.rows = result.created
     write_run(cmd, result, shard=shard, output_format=output_format)
+    _record_missing(cmd, database, result.missing)
     if result.stop_signal is not None:
         raise interrupted(result)
-    _record_missing(cmd, database, result.missing)
 
 
 def _record_missing(

@@ -27,8 +27,10 @@ from commands.options.backfill import (
     backfill_options,
     check_epilog,
     datetime_callback,
+    recorded_if_lock_held,
     refuse_conflicts,
     refuse_no_lock_conflicts,
+    run_label,
 )
 from commands.progress import progress
 from commands.reports import welcome_delivery as delivery_report
@@ -99,8 +101,20 @@ def status(
     has waited. Users without a record were made by bulk inserts, raw SQL,
     COPY or loaddata: 'sync' creates their records.
     """
+    if check:  # a series of its own: its exit 1 is not a status run's outcome
+        cmd.run_record.command = "welcome_mails status --check"
     counts = welcome_mail_counts(using=database)
-    cmd.run_record.gauges["users_without_welcome_mail"] = counts.without_record
+    age = counts.oldest_pending_age()
+    # What --check judges, for alerts on the figures rather than on its exit code.
+    cmd.run_record.gauges.update(
+        {
+            "users_without_welcome_mail": counts.without_record,
+            "welcome_mails_pending": counts.pending,
+            "welcome_mails_sending": counts.sending,
+            "welcome_mails_failed": counts.failed,
+            "welcome_mail_oldest_pending_age_seconds": 0 if age is None else age.total_seconds(),
+        }
+    )
     write_status(
         cmd,
         counts,
@@ -168,6 +182,9 @@ def sync_(
     mails the historic users. It creates records only and sends nothing:
     'welcome_mails send' (or a task worker) delivers the pending ones.
     """
+    cmd.run_record.command = run_label(
+        "welcome_mails sync", check=check, dry_run=dry_run, shard=shard
+    )
     cmd.run_record.rows = 0
     if dry_run:
         preview = sync_preview(using=database, shard=shard, joined_since=joined_since)
@@ -178,9 +195,12 @@ def sync_(
         return
     lock = sync_lock(using=database, shard=shard, wait=wait, enabled=not no_lock)
     held = sync_report.lock_held(database, shard)
-    with run_locked(
-        cmd, lock, held=held, wait=wait, if_locked=if_locked, output_format=output_format
-    ) as running:
+    with (
+        recorded_if_lock_held(lambda: _record_missing(cmd, database)),
+        run_locked(
+            cmd, lock, held=held, wait=wait, if_locked=if_locked, output_format=output_format
+        ) as running,
+    ):
         if not running:
             _record_missing(cmd, database)
             return
@@ -209,9 +229,9 @@ def sync_(
         return
     cmd.run_record.rows = result.created
     sync_report.write_sync(cmd, result, shard=shard, output_format=output_format)
+    _record_missing(cmd, database, result.missing)
     if result.stop_signal is not None:
         raise sync_report.interrupted(result)
-    _record_missing(cmd, database, result.missing)
 
 
 def _record_missing(
