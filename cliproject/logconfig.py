@@ -43,11 +43,17 @@ def logging_config(*, level: str, log_format: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "default",
+                # Also for records of loggers with a lower level of their own.
+                "level": level,
             },
             "nowhere": {"class": "logging.NullHandler"},
         },
         "root": {"handlers": ["stderr"], "level": level},
         "loggers": {
+            # Django's own default sends django.* INFO to a console handler while DEBUG
+            # is on (Django 6's django.tasks logs every task so): here they go to the
+            # stderr handler above, at LOG_LEVEL, like every other logger's.
+            "django": {"handlers": [], "level": level, "propagate": True},
             ERRORS_LOGGER: {"handlers": ["nowhere"], "level": "ERROR", "propagate": False},
         },
     }

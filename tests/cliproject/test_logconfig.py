@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import pytest
+from django.utils.log import DEFAULT_LOGGING
 
 from cliproject.logconfig import ERRORS_LOGGER, logging_config
 from commands import clickbridge
@@ -22,6 +23,7 @@ def configure(monkeypatch) -> Iterator[object]:
     def apply(**options: str) -> io.StringIO:
         stderr = io.StringIO()
         monkeypatch.setattr("sys.stderr", stderr)  # in the test's call: capturing is set by then
+        logging.config.dictConfig(DEFAULT_LOGGING)  # as Django's setup does, first
         logging.config.dictConfig(logging_config(**options))
         return stderr
 
@@ -81,3 +83,27 @@ def test_an_unexpected_error_reaches_handlers_of_its_logger_and_never_stderr(con
     assert stderr.getvalue() == ""  # the command already printed its one line
     (record,) = seen
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_djangos_info_records_keep_to_log_level_whatever_debug_says(configure, settings, debug):
+    # Django 6's django.tasks logs each task at INFO; Django's default handler prints
+    # django.* INFO while DEBUG is on: at WARNING, cron must see none of it.
+    settings.DEBUG = debug
+    stderr = configure(level="WARNING", log_format="text")
+    logging.getLogger("django.tasks").info("Task id=1 state=RUNNING")
+    assert stderr.getvalue() == ""
+    stderr = configure(level="INFO", log_format="text")
+    logging.getLogger("django.tasks").info("Task id=1 state=RUNNING")
+    assert stderr.getvalue() == "INFO django.tasks: Task id=1 state=RUNNING\n"  # once
+
+
+def test_a_logger_with_a_lower_level_of_its_own_still_keeps_to_log_level(configure):
+    stderr = configure(level="WARNING", log_format="text")
+    chatty = logging.getLogger("some.library")
+    chatty.setLevel(logging.DEBUG)
+    try:
+        chatty.info("connected")
+    finally:
+        chatty.setLevel(logging.NOTSET)
+    assert stderr.getvalue() == ""
