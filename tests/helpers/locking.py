@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from pathlib import Path
@@ -98,10 +98,12 @@ def wait_until_waiting(
     wait_until(waiting, timeout=timeout, interval=lock_view_interval(observer))
 
 
-def waits_for_run_lock(observer: BaseDatabaseWrapper, pid: int, name: str) -> bool:
-    """Does process ``pid`` wait for the run lock ``name`` (dbtools.locks) now? In the
-    server's lock view (an advisory lock, a GET_LOCK), or, on SQLite, with the lock's
-    file open (Linux: /proc/PID/fd)."""
+def waits_for_run_lock(
+    observer: BaseDatabaseWrapper, names: Iterable[str], *, pid: int | None = None
+) -> bool:
+    """Does process ``pid`` (None: any other process) wait for one of the run locks
+    ``names`` (dbtools.locks) now? In the server's lock view (an advisory lock, a
+    GET_LOCK), or, on SQLite, with the lock's file open (Linux: /proc/PID/fd)."""
     if observer.vendor == "postgresql":
         with observer.cursor() as cursor:
             cursor.execute(
@@ -117,16 +119,24 @@ def waits_for_run_lock(observer: BaseDatabaseWrapper, pid: int, name: str) -> bo
                 "WHERE STATE = 'User lock' AND DB = DATABASE()"
             )
             return bool(cursor.fetchone()[0])
-    path = str(sqlite_lock_path(observer, name))
-    try:
-        descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return False
-    return any(_link(descriptor) == path for descriptor in descriptors)
+    paths = {str(sqlite_lock_path(observer, name)) for name in names}
+    return any(path in paths for path in _files_open(pid))
 
 
-def _link(descriptor: Path) -> str | None:
-    try:
-        return os.readlink(descriptor)
-    except OSError:
-        return None
+def _files_open(pid: int | None) -> Iterator[str]:
+    """The files process ``pid`` (None: every other process of this user) has open."""
+    if pid is None:
+        processes = [p for p in Path("/proc").iterdir() if p.name.isdigit()]
+        processes = [p for p in processes if int(p.name) != os.getpid()]
+    else:
+        processes = [Path(f"/proc/{pid}")]
+    for process in processes:
+        try:
+            descriptors = list((process / "fd").iterdir())
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        for descriptor in descriptors:
+            try:
+                yield os.readlink(descriptor)
+            except OSError:
+                continue

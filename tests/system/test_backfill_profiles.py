@@ -147,7 +147,9 @@ def test_sigterm_while_waiting_for_the_lock_is_143_with_its_metrics_file(tmp_pat
         database_lock("backfill_profiles", using="default"),
         spawned("backfill_profiles", *args) as proc,
     ):
-        wait_until(lambda: waits_for_run_lock(connection, proc.pid, "backfill_profiles"), proc)
+        wait_until(
+            lambda: waits_for_run_lock(connection, ["backfill_profiles"], pid=proc.pid), proc
+        )
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err

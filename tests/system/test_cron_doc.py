@@ -36,13 +36,13 @@ from django.conf import settings
 from django.db import connection
 
 from commands.exitcodes import ExitCode
-from dbtools.locks import database_lock, sqlite_lock_path
+from dbtools.locks import database_lock
 from profiles.backfill import profiles_backfill
 from profiles.models import Profile, WelcomeMail
 from profiles.welcome.sync import LOCK_NAME as SYNC_LOCK
 from profiles.welcome.sync import welcome_mails_sync
 from tests.commands.test_exitcodes import markdown_exit_codes
-from tests.helpers.locking import some_session_waits
+from tests.helpers.locking import waits_for_run_lock
 from tests.helpers.processes import PROJECT_DIR, database_url, spawned_as_cron, wait_until
 from tests.helpers.users import bulk_users, users
 
@@ -461,35 +461,8 @@ def run_locks_held() -> Iterator[Callable[[], None]]:
 
 
 def waits_for_a_lock() -> bool:
-    """Does another process wait for one of the run locks now? In the server's lock view
-    (PostgreSQL, MySQL), or, on SQLite, with one of the lock files open."""
-    if connection.vendor == "postgresql":
-        return some_session_waits(connection)
-    if connection.vendor == "mysql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
-                "WHERE STATE = 'User lock' AND DB = DATABASE()"
-            )
-            return bool(cursor.fetchone()[0])
-    paths = {str(sqlite_lock_path(connection, name)) for name in LOCKS.values()}
-    return any(path in paths for path in files_open_elsewhere())
-
-
-def files_open_elsewhere() -> Iterator[str]:
-    """The files other processes of this user have open (Linux: /proc/PID/fd)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            descriptors = list((entry / "fd").iterdir())
-        except OSError:  # gone meanwhile, or not ours
-            continue
-        for descriptor in descriptors:
-            try:
-                yield os.readlink(descriptor)
-            except OSError:
-                continue
+    """Does another process wait for one of the run locks now?"""
+    return waits_for_run_lock(connection, LOCKS.values())
 
 
 @contextmanager
