@@ -21,14 +21,13 @@ Which run a process works on, and the lock that keeps it its own, is
 
 from __future__ import annotations
 
-import functools
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
@@ -37,22 +36,17 @@ from django.db.models import Count, Field, Max
 from django.db.models.fields import AutoFieldMixin
 from django.utils import timezone
 
-from dbtools.batches import BatchAbandoned, run_batch
 from dbtools.stopping import StopReason, StopRequest
 from profiles.models import WelcomeMail
-from profiles.receivers import WELCOME_MAIL_RECEIVER
 from profiles.selectors import users_without_profile_count, users_without_welcome_mail
 from profiles.welcome.message import mail_destination
 from seeding.errors import SeedArgumentError
-from seeding.generator import FakeUser, FakeUsers
-from seeding.inserts import BatchCounts, bulk_insert_batch, save_batch
+from seeding.generator import FakeUsers
 from seeding.models import SeedRun
 from seeding.runs import RunArguments, run_claimed, run_finish, run_members
 from seeding.userfields import UserColumns, user_columns
+from seeding.writer import BatchWriter, Via
 from switches.muting import muted
-from switches.state import holding_off
-
-Via = Literal["save", "bulk"]
 
 # The most users one run seeds unless its caller (seed_users --max-count) raises it: about
 # two minutes through the bulk path and hours through save(), and some gigabytes of rows.
@@ -175,7 +169,7 @@ def users_seed(
         users.skip(resumed_after)
         reason = f"seed_users --mute (seed run {run.number})"
         with muted(*mute, reason=reason) if mute else nullcontext():
-            writer = _BatchWriter(run, via=via, columns=columns, using=using, stop=stop)
+            writer = BatchWriter(run, via=via, columns=columns, using=using, stop=stop)
             counts = writer.write_all(
                 users.batches(count=count - resumed_after, batch_size=batch_size),
                 done=resumed_after,
@@ -232,84 +226,6 @@ def _welcome_states(run: SeedRun, *, using: str) -> dict[str, Any]:
         "welcome_mails_failed": states.get(status.FAILED, 0),
         "mail_destination": mail_destination(),
     }
-
-
-class _Stopped(Exception):
-    """Raised inside a batch's transaction, to roll it back."""
-
-
-class _BatchWriter:
-    """Writes one run's batches, a transaction each; a stop rolls back the batch in flight."""
-
-    def __init__(
-        self, run: SeedRun, *, via: Via, columns: UserColumns, using: str, stop: StopRequest
-    ) -> None:
-        self._insert: Callable[[Sequence[FakeUser]], BatchCounts]
-        if via == "save":
-            self._insert = functools.partial(
-                save_batch, columns=columns, run_pk=run.pk, using=using
-            )
-        else:
-            layout = columns.bulk_layout(connections[using])
-            # Muted for this run, or switched off: the users are to get no mail, and a
-            # later 'welcome_mails sync' would otherwise make their records pending.
-            welcome = holding_off(WELCOME_MAIL_RECEIVER, using=using)
-            self._insert = functools.partial(
-                bulk_insert_batch,
-                columns=columns,
-                layout=layout,
-                run_pk=run.pk,
-                using=using,
-                welcome_suppressed=welcome.describe() if welcome is not None else None,
-            )
-        self._requested = run.requested
-        self._using = using
-        self._stop = stop
-
-    def write_all(
-        self,
-        batches: Iterable[Sequence[FakeUser]],
-        *,
-        done: int,
-        on_batch: Callable[[int, int], None] | None,
-    ) -> BatchCounts:
-        """Commit ``batches`` in turn, until the last or a stop; the records their users got.
-
-        ``done``: the users the run had before, for ``on_batch(done, requested)``.
-        """
-        counts = BatchCounts()
-        try:
-            for batch in batches:
-                counts += self._write(batch)
-                done += len(batch)
-                if on_batch:
-                    on_batch(done, self._requested)
-        except (_Stopped, BatchAbandoned):
-            pass  # the stop request says which signal
-        except KeyboardInterrupt:
-            self._stop.request(signal.SIGINT)
-        return counts
-
-    def _write(self, batch: Sequence[FakeUser]) -> BatchCounts:
-        """Commit ``batch`` and record it as the run's; return the records its users got.
-
-        Raises _Stopped (or BatchAbandoned, while a timed-out batch waits to be
-        retried) with nothing of the batch written when a stop was asked for.
-        """
-        return run_batch(
-            functools.partial(self._insert_unless_stopped, batch),
-            using=self._using,
-            # Fake users: a batch lost to a server crash is recreated by a rerun.
-            durable=False,
-            stop=self._stop,
-        )
-
-    def _insert_unless_stopped(self, batch: Sequence[FakeUser]) -> BatchCounts:
-        counts = self._insert(batch)
-        # The batch's one stop check: its rows are in, its transaction not yet committed.
-        if self._stop():
-            raise _Stopped
-        return counts
 
 
 def _validated(
