@@ -129,9 +129,26 @@ def _new_run(
 
 
 def _namespace_taken(number: int, columns: UserColumns, *, using: str) -> bool:
+    """Whether a user already holds a value of run ``number``'s namespace in a unique field.
+
+    Only a unique field can make the run's inserts fail; the others may share
+    the namespace. Each test is a range its unique index serves, so the check
+    costs a probe whatever the table's size: every value starting with
+    "seedN-" lies in ["seedN-", "seedM") where M is N with its last digit
+    raised ("9" to "a"), in byte order and in the linguistic collations
+    (which ignore the "-" at first and sort digits before letters) alike.
+    The range is wider than the namespace (it holds "seedN0-..." too), so the
+    prefix is tested within it.
+    """
     prefix = username_prefix(number)
+    digits = str(number)
+    upper = f"seed{digits[:-1]}{'a' if digits[-1] == '9' else chr(ord(digits[-1]) + 1)}"
     users = get_user_model()._default_manager.db_manager(using)
     taken = Q()
     for field in columns.lookup_fields:
-        taken |= Q(**{f"{field.name}__startswith": prefix})
-    return bool(users.filter(taken).exists())
+        if field.unique:
+            name = field.name
+            taken |= Q(
+                **{f"{name}__gte": prefix, f"{name}__lt": upper, f"{name}__istartswith": prefix}
+            )
+    return bool(taken) and users.filter(taken).exists()

@@ -32,9 +32,11 @@ def seed_report(
                     "resumed_after",
                     "generated",
                     "profiles_created",
+                    "run_users_without_profile",
                     "users_without_profile",
                     "welcome_records_pending",
                     "welcome_records_suppressed",
+                    "run_users_without_welcome_mail",
                     "users_without_welcome_mail",
                     "welcome_mails_sent",
                     "welcome_mails_pending",
@@ -67,7 +69,8 @@ def seed_report(
         f"({result.users_per_second:,.0f} users/s; "
         f"seed run {result.run_number}, seed {result.seed}): "
         f"{result.profiles_created} profile(s) created by receivers, "
-        f"{result.users_without_profile} user(s) in the database without a profile."
+        f"{result.run_users_without_profile} of the run's users left without one"
+        f"{_in_table(result.users_without_profile, 'a profile')}."
     )
     cmd.stdout.write(_welcome_line(result))
     if result.via == "bulk" and result.created:
@@ -106,7 +109,15 @@ def _welcome_line(result: SeedResult) -> str:
             f"{result.welcome_mails_pending} pending, {result.welcome_mails_failed} failed; "
             f"mail goes to {result.mail_destination}"
         )
-    return f"{text}; {result.users_without_welcome_mail} user(s) in the database without a record."
+    return (
+        f"{text}; {result.run_users_without_welcome_mail} of the run's users left without one"
+        f"{_in_table(result.users_without_welcome_mail, 'a record')}."
+    )
+
+
+def _in_table(count: int | None, record: str) -> str:
+    """The whole table's figure, when the run counted it (-v 2): a count over every user."""
+    return "" if count is None else f"; {count} user(s) in the database without {record}"
 
 
 def interrupted(result: SeedResult) -> CommandError:

@@ -33,12 +33,29 @@ def test_bulk_summary_names_the_fix():
     assert "Created 300 user(s) via bulk insert" in out
     assert "post_save did not fire" in out and "backfill_profiles" in out
     assert "no welcome-mail record" in out and "'manage.py welcome_mails sync'" in out
+    assert "0 profile(s) created by receivers, 300 of the run's users left without one." in out
     assert (
         "Welcome mails: 0 record(s) created, 0 pending and 0 suppressed; "
-        "300 user(s) in the database without a record."
+        "300 of the run's users left without one."
     ) in out
+    assert "in the database" not in out  # a count over the whole table: -v 2 only
     assert User.objects.count() == 300 and Profile.objects.count() == 0
     assert not WelcomeMail.objects.exists()
+
+
+@pytest.mark.django_db
+def test_verbosity_2_adds_the_whole_tables_users_without_a_profile_or_record():
+    run_command("seed_users", 30, seed=1, via="save")
+    out, err, code = run_command("seed_users", 20, "-v", "2", seed=2)
+    assert code == 0, err
+    assert (
+        "0 profile(s) created by receivers, 20 of the run's users left without one; "
+        "20 user(s) in the database without a profile."
+    ) in out
+    assert (
+        "20 of the run's users left without one; 20 user(s) in the database without a record."
+        in out
+    )
 
 
 @pytest.mark.django_db
@@ -58,7 +75,7 @@ def test_save_summary_counts_profiles_and_welcome_records(settings, tmp_path):
     assert (
         "Welcome mails: 40 record(s) created, 40 pending and 0 suppressed; the run's mails "
         f"now 0 sent, 40 pending, 0 failed; mail goes to files in {tmp_path}; "
-        "0 user(s) in the database without a record."
+        "0 of the run's users left without one."
     ) in out
     assert "40 of this run's welcome mail(s) are still pending" in out
     assert "'manage.py welcome_mails send' delivers them" in out
@@ -71,10 +88,11 @@ def test_json_output_carries_the_figures():
     data = json.loads(out)
     assert code == 0
     assert data["created"] == 50 and data["via"] == "save" and data["seed"] == 5
-    assert data["profiles_created"] == 50 and data["users_without_profile"] == 0
+    assert data["profiles_created"] == 50 and data["run_users_without_profile"] == 0
+    assert data["users_without_profile"] is data["users_without_welcome_mail"] is None  # -v 2
     assert data["users_per_second"] > 0 and data["interrupted_by"] is None
     assert (data["welcome_records_pending"], data["welcome_records_suppressed"]) == (50, 0)
-    assert data["users_without_welcome_mail"] == 0
+    assert data["run_users_without_welcome_mail"] == 0
     assert (data["welcome_mails_sent"], data["welcome_mails_pending"]) == (0, 50)
     assert data["welcome_mails_failed"] == 0
     assert isinstance(data["mail_destination"], str)
@@ -82,9 +100,10 @@ def test_json_output_carries_the_figures():
 
 @pytest.mark.django_db
 def test_json_of_a_bulk_run_has_no_delivery_figures():
-    data = json.loads(run_command("seed_users", 20, format="json")[0])
+    data = json.loads(run_command("seed_users", 20, "-v", "2", format="json")[0])
     assert (data["welcome_records_pending"], data["welcome_records_suppressed"]) == (0, 0)
-    assert data["users_without_welcome_mail"] == 20
+    assert data["run_users_without_welcome_mail"] == data["users_without_welcome_mail"] == 20
+    assert data["run_users_without_profile"] == data["users_without_profile"] == 20
     assert data["welcome_mails_sent"] is data["mail_destination"] is None
 
 

@@ -70,11 +70,12 @@ def test_runs_never_collide_with_each_other_or_existing_rows():
 
 def test_bulk_skips_receivers_and_save_runs_them():
     bulk = seed(120, via="bulk")
-    saved = seed(80, via="save")
-    assert (bulk.created, bulk.profiles_created) == (120, 0)
-    assert (saved.created, saved.profiles_created) == (80, 80)
+    saved = seed(80, via="save", count_table=True)
+    assert (bulk.created, bulk.profiles_created, bulk.run_users_without_profile) == (120, 0, 120)
+    assert (saved.created, saved.profiles_created, saved.run_users_without_profile) == (80, 80, 0)
     assert Profile.objects.count() == 80
     assert saved.users_without_profile == 120
+    assert bulk.users_without_profile is bulk.users_without_welcome_mail is None  # not asked
 
 
 def test_seeded_users_are_plain_users_at_reserved_domains():

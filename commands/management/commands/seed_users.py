@@ -140,6 +140,9 @@ def command(
     field that is required and has no default needs --field NAME=VALUE or the
     SEED_USERS_FIELD_VALUES setting. COUNT is at most --max-count (10,000,000
     unless raised), and at most what the database can still number.
+
+    The summary counts the run's own users; -v 2 adds the whole table's users
+    without a profile or a welcome-mail record, a count over every user.
     """
     with progress(cmd, label="Seeding users") as advance, stop_on_signals() as stop:
         result = users_seed(
@@ -156,6 +159,8 @@ def command(
             stop=stop,
             mute=mute,
             max_count=max_count,
+            # The whole table's figures cost a count over every user: asked for at -v 2.
+            count_table=cmd.verbosity >= 2,
         )
     seed_report(cmd, result, output_format=output_format, database=database)
     if result.stop_signal is not None:
