@@ -1,10 +1,10 @@
 """Writes: the one place that knows how to make a profile.
 
-The post_save receiver (through :func:`profile_ensure`) and ``backfill_profiles``
-(per batch, see :mod:`profiles.backfill`) both run the insert-if-missing
-statement of :mod:`profiles.sql`, with the field values of
-:func:`profile_defaults`: safe to run twice, concurrently, or while a receiver
-creates the same profile.
+The post_save receiver (through :func:`profile_ensure`, one row) and
+``backfill_profiles`` (per batch, see :mod:`profiles.backfill`, set-based) both
+run an insert-if-missing statement of :mod:`profiles.sql`, with the field
+values of :func:`profile_defaults`: safe to run twice, concurrently, or while a
+receiver creates the same profile.
 """
 
 from __future__ import annotations
@@ -37,5 +37,10 @@ def profiles_create_missing(*, using: str, last_pk: Any, first_pk: Any = None) -
 
 
 def profile_ensure(*, user: AbstractBaseUser, using: str) -> bool:
-    """Give ``user`` a profile unless it has one; True when one was created."""
-    return profiles_create_missing(using=using, first_pk=user.pk, last_pk=user.pk) == 1
+    """Give ``user`` a profile unless it has one; True when one was created.
+
+    One row, ``INSERT ... VALUES``: the receiver's statement, run for every user
+    saved. A user not in the database is an IntegrityError (the foreign key)."""
+    return sql.insert_missing_for_user(
+        connections[using], user_pk=user.pk, values=profile_defaults()
+    )

@@ -1,11 +1,14 @@
 """The insert-if-missing statement, per backend: the one place that writes, in SQL, the
 rows a user has one of (a profile, a welcome-mail record).
 
-One set-based ``INSERT ... SELECT`` over a range of users, into a model with a
-one-to-one ``user`` (:class:`~profiles.models.Profile` unless told otherwise),
-optionally only for the users who joined in a :class:`Joined` range. The
-one-to-one constraint plus the backend's "ignore duplicates" clause make it
-correct without any lock, even against a concurrent run or a receiver.
+Two forms, into a model with a one-to-one ``user``
+(:class:`~profiles.models.Profile` unless told otherwise). :func:`insert_missing`
+is one set-based ``INSERT ... SELECT`` over a range of users, optionally only
+for the users who joined in a :class:`Joined` range: the backfill's and the
+sync's. :func:`insert_missing_for_user` is one row, ``INSERT ... VALUES``: the
+receivers', one user at a time. In both, the one-to-one constraint plus the
+backend's "ignore duplicates" clause make it correct without any lock, even
+against a concurrent run or a receiver.
 
 Any user model: pk values are bound through the pk field's own
 ``get_db_prep_value`` (a UUID is not an integer, nor on SQLite a type the driver
@@ -26,7 +29,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import DataError, IntegrityError, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Field, Model
 
@@ -153,6 +156,77 @@ def insert_missing(
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return max(int(cursor.rowcount), 0)
+
+
+def insert_missing_for_user(
+    connection: BaseDatabaseWrapper,
+    *,
+    user_pk: Any,
+    values: Mapping[str, object],
+    model: type[Model] = Profile,
+) -> bool:
+    """Insert the row of ``model`` (fields ``values``, besides ``user``) of the user
+    ``user_pk`` unless it has one; True when this inserted it.
+
+    One ``INSERT ... VALUES``: a receiver's statement, for the user just saved,
+    where the range statement of :func:`insert_missing` costs PostgreSQL a plan
+    of a join and an anti-join for one row. A row another writer inserted first
+    (committed, or committed while this waits on it) is left alone, and False
+    returned. A user that does not exist is an IntegrityError from the foreign
+    key, as for an ORM insert: at once in autocommit and on MySQL, at commit where
+    the check is deferred (PostgreSQL, SQLite). A conflict spends a sequence
+    value of ``model``'s pk; for a new user it is rare.
+    """
+    qn = connection.ops.quote_name
+    *_, table, _, user_column = _quoted_names(connection, model)
+    values = {**_defaults(model, leaving_out=values), **values}
+    columns = ", ".join([user_column, *(qn(_column(model, name)) for name in values)])
+    params = [
+        _field(model, "user").get_db_prep_save(user_pk, connection),
+        *(
+            _field(model, name).get_db_prep_save(value, connection)
+            for name, value in values.items()
+        ),
+    ]
+    row = f"{table} ({columns}) VALUES ({', '.join(['%s'] * len(params))})"
+    if connection.vendor == "mysql":
+        return _insert_ignore(connection, f"INSERT IGNORE INTO {row}", params)
+    with connection.cursor() as cursor:
+        # PostgreSQL and SQLite (3.24+) both know ON CONFLICT; it ignores only the
+        # unique constraint named, never the foreign key.
+        cursor.execute(f"INSERT INTO {row} ON CONFLICT ({user_column}) DO NOTHING", params)
+        return bool(cursor.rowcount == 1)
+
+
+# MySQL's codes for a duplicate key (what INSERT IGNORE is there to ignore) and for
+# the failures it also turns into warnings that are a broken constraint, not bad data.
+_DUPLICATE_KEY = 1062
+_CONSTRAINT_FAILURES = frozenset({1048, 1216, 1452, 3819, 4025})
+
+
+def _insert_ignore(connection: BaseDatabaseWrapper, sql: str, params: list[Any]) -> bool:
+    """MySQL's ``INSERT IGNORE``, ignoring the duplicate key only.
+
+    IGNORE also lets a missing user (the foreign key) or a value too long for its
+    column through, as a warning (and the value truncated, the row inserted):
+    those are raised as the IntegrityError or DataError they would have been. The
+    warning count comes with the statement's reply; only a statement with
+    warnings costs a ``SHOW WARNINGS``. The transaction makes a truncated row go
+    with the error, in autocommit too.
+    """
+    with transaction.atomic(using=connection.alias, savepoint=False), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted: bool = cursor.rowcount == 1
+        if not connection.connection.warning_count():
+            return inserted
+        cursor.execute("SHOW WARNINGS")
+        for level, code, message in cursor.fetchall():
+            if level == "Note" or code == _DUPLICATE_KEY:
+                continue
+            # Raised inside the transaction, so that it rolls back.
+            error = IntegrityError if code in _CONSTRAINT_FAILURES else DataError
+            raise error(code, message)
+        return inserted
 
 
 def insert_missing_sql(

@@ -43,10 +43,11 @@ def record_new_user(
     rollout cutoff). It rolls back with the user. The status written, or None when
     the user had a record already: insert-if-missing, because in autocommit the
     user is committed before post_save, and a ``welcome_mails sync`` may get there
-    first (the unique constraint decides, as for profiles)."""
+    first (the unique constraint decides, as for profiles). One row, ``INSERT ...
+    VALUES``; a user not in the database is an IntegrityError (the foreign key)."""
     reason = suppressed_reason or joined_before_cutoff(user)
     values = pending_values() if reason is None else suppressed_values(reason)
-    created = sql.insert_missing(
-        connections[using], model=WelcomeMail, values=values, first_pk=user.pk, last_pk=user.pk
+    created = sql.insert_missing_for_user(
+        connections[using], model=WelcomeMail, user_pk=user.pk, values=values
     )
     return str(values["status"]) if created else None
