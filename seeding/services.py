@@ -75,6 +75,7 @@ class SeedResult:
     dry_run: bool
     stopped: StopReason | None  # "signal" when a SIGINT/SIGTERM stopped the run
     stop_signal: int | None  # that signal's number
+    streams: int | None  # connections the run wrote on (None for a dry run)
     generated: int  # users generated (and validated, in a dry run), which a stop cuts short
     # --via save: the run's welcome mails as they stand after it (delivery follows
     # each batch's commit), and where mail goes; None for a bulk or dry run.
@@ -119,6 +120,7 @@ def users_seed(
     mute: Sequence[str] = (),
     max_count: int = MAX_COUNT,
     count_table: bool = False,
+    streams: int | None = None,
 ) -> SeedResult:
     """Create ``count`` fake users; stop cleanly when asked to.
 
@@ -126,6 +128,11 @@ def users_seed(
     table already holds: its figures come from its own batches, and the
     whole table's users without a profile or a welcome-mail record are
     counted only with ``count_table`` (``seed_users -v 2``).
+
+    ``streams``: connections a bulk run writes on at once, its batches still
+    committed in order (:mod:`seeding.streams`); None is two on PostgreSQL and
+    one elsewhere, and any number is one where more cannot work (SQLite, MySQL,
+    ``--via save``, inside a transaction of the caller's).
 
     ``mute``: receivers muted while the run writes (``seed_users --mute``), with
     the reason "seed_users --mute (seed run N)"; a muted welcome receiver gives
@@ -158,6 +165,7 @@ def users_seed(
     )
     if dry_run:
         users = FakeUsers(seed=seed, run_number=0, locales=locales)
+        without_profile, without_welcome_mail = _table_counts(using, count_table)
         generated = _validated(
             users, columns, count=count, batch_size=batch_size, on_batch=on_batch, stop=stop
         )
@@ -171,11 +179,13 @@ def users_seed(
             profiles_created=0,
             welcome_records_pending=0,
             welcome_records_suppressed=0,
-            **_table_counts(using, count_table),
+            users_without_profile=without_profile,
+            users_without_welcome_mail=without_welcome_mail,
             seconds=time.perf_counter() - started,
             dry_run=True,
             stopped=_stopped(stop),
             stop_signal=stop.signum,
+            streams=None,
             generated=generated,
         )
 
@@ -186,7 +196,9 @@ def users_seed(
         users.skip(resumed_after)
         reason = f"seed_users --mute (seed run {run.number})"
         with muted(*mute, reason=reason) if mute else nullcontext():
-            writer = BatchWriter(run, via=via, columns=columns, using=using, stop=stop)
+            writer = BatchWriter(
+                run, via=via, columns=columns, using=using, stop=stop, streams=streams
+            )
             counts = writer.write_all(
                 users.batches(count=count - resumed_after, batch_size=batch_size),
                 done=resumed_after,
@@ -195,6 +207,7 @@ def users_seed(
         seconds = time.perf_counter() - started
         created = run_finish(run, using=using) - resumed_after
         states = _welcome_states(run, using=using) if via == "save" else None
+        without_profile, without_welcome_mail = _table_counts(using, count_table)
     return SeedResult(
         run_number=run.number,
         seed=seed,
@@ -205,25 +218,27 @@ def users_seed(
         profiles_created=counts.profiles,
         welcome_records_pending=counts.welcome_pending,
         welcome_records_suppressed=counts.welcome_suppressed,
-        **_table_counts(using, count_table),
+        users_without_profile=without_profile,
+        users_without_welcome_mail=without_welcome_mail,
         seconds=seconds,
         dry_run=False,
         stopped=_stopped(stop),
         stop_signal=stop.signum,
+        streams=writer.streams,
         generated=created,
         **(states or {}),
     )
 
 
-def _table_counts(using: str, count_table: bool) -> dict[str, int | None]:
+def _table_counts(using: str, count_table: bool) -> tuple[int | None, int | None]:
     """The whole table's users without a profile and without a welcome-mail record,
     or None for both unless ``count_table``."""
     if not count_table:
-        return {"users_without_profile": None, "users_without_welcome_mail": None}
-    return {
-        "users_without_profile": users_without_profile_count(using=using),
-        "users_without_welcome_mail": users_without_welcome_mail(using=using).in_table,
-    }
+        return None, None
+    return (
+        users_without_profile_count(using=using),
+        users_without_welcome_mail(using=using).in_table,
+    )
 
 
 def _welcome_states(run: SeedRun, *, using: str) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from profiles.welcome.sync import welcome_mails_sync
 from seeding.generator import FakeUsers
 from seeding.models import SeededUser, SeedRun
 from seeding.purge import seeded_users_purge
-from seeding.services import Via, users_seed
+from seeding.services import users_seed
+from seeding.writer import Via
 
 User = get_user_model()
 

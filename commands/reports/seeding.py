@@ -23,7 +23,7 @@ def seed_report(
             cmd,
             {
                 "database": database,
-                **figures(result, "dry_run", "via", "seed"),
+                **figures(result, "dry_run", "via", "streams", "seed"),
                 "run": result.run_number,
                 **figures(
                     result,
@@ -59,6 +59,8 @@ def seed_report(
         )
         return
     how = "save()" if result.via == "save" else "bulk insert"
+    if result.streams and result.streams > 1:
+        how += f" on {result.streams} connections"
     if result.resumed_after:
         cmd.stdout.write(
             f"Resumed seed run {result.run_number}, which an interrupted run left at "

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 
 from commands.management.commands import seed_users
 from profiles import receivers
@@ -260,3 +260,18 @@ def test_the_summary_reads_the_runs_mails_as_delivery_left_them(monkeypatch):
     assert code == 0, err
     assert "the run's mails now 20 sent, 20 pending, 0 failed" in out
     assert "20 of this run's welcome mail(s) are still pending" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_streams_are_reported_and_only_postgresql_writes_on_more_than_one():
+    out, err, code = run_command("seed_users", 30, "--streams", "2", format="json", batch_size=10)
+    assert code == 0, err
+    assert json.loads(out)["streams"] == (2 if connection.vendor == "postgresql" else 1)
+    out, _, _ = run_command("seed_users", 30, "--streams", "2", batch_size=10)
+    on_two = "via bulk insert on 2 connections in " in out
+    assert on_two == (connection.vendor == "postgresql")
+    assert (
+        json.loads(run_command("seed_users", 30, "--streams", "1", format="json")[0])["streams"]
+        == 1
+    )
+    assert run_command("seed_users", 30, "--streams", "0")[2] == 2

@@ -17,7 +17,12 @@ from commands import clickbridge
 from commands.exitcodes import ExitCode, exit_codes_help
 from commands.management.commands import signal_audit
 from signalaudit import signal_skips_expected
-from tests.helpers.audit import SKIPPED, bulk_insert_operation, bulk_insert_site
+from tests.helpers.audit import (
+    SKIPPED,
+    bulk_insert_operation,
+    bulk_insert_site,
+    bulk_insert_statement,
+)
 from tests.helpers.commands import run_command
 from tests.helpers.users import user_model, users
 
@@ -168,7 +173,7 @@ def test_json_at_verbosity_2_has_each_statement_and_at_0_is_still_printed():
     out, _, _ = run_command("signal_audit", "--format", "json", "-v", "2", "--", *BULK, "-v", "0")
     [skip] = json.loads(out)["sites"][0]["skips"]
     assert (skip["database"], skip["write"], skip["rows"]) == ("default", "insert", 50)
-    assert skip["statement"].startswith("COPY" if bulk_insert_operation() == "COPY" else "INSERT")
+    assert skip["statement"].startswith(bulk_insert_statement())
     out, _, _ = run_command("signal_audit", "--format", "json", "-v", "0", "--", *SAVE, "-v", "0")
     assert json.loads(out)["sites"] == []
 
@@ -211,8 +216,9 @@ def test_verbosity_0_prints_no_report_and_2_each_statement():
     out, _, _ = run_command("signal_audit", "-v", "2", "--", "seed_users", "10", "-v", "0")
     site, statement, last = out.splitlines()
     assert site.startswith(user_model()._meta.label)
-    sql = "COPY" if bulk_insert_operation() == "COPY" else "INSERT INTO "
-    assert statement.startswith(f"    default: {sql}") and statement.endswith(" (10 row(s))")
+    assert statement.startswith(f"    default: {bulk_insert_statement()}") and statement.endswith(
+        " (10 row(s))"
+    )
     assert last.startswith("signal_audit: 1 write(s)")
 
 

@@ -100,10 +100,10 @@ def at(line: int) -> CallSite:
 
 def bulk_insert_site(alias: str = "default") -> CallSite:
     """The line that inserts a bulk batch's users on this backend: the executemany on
-    SQLite and MariaDB, on PostgreSQL the report_write after its COPY (which Django's
-    cursor never sees)."""
-    postgresql = connections[alias].vendor == "postgresql"
-    marker = "report_write(" if postgresql else "cursor.executemany("
+    MariaDB; on PostgreSQL and SQLite the report_write after its COPY or its multi-row
+    INSERTs on sqlite3's own connection (which Django's cursor never sees)."""
+    reported = connections[alias].vendor in ("postgresql", "sqlite")
+    marker = "report_write(" if reported else "cursor.executemany("
     lines = INSERTS.read_text().splitlines()
     [number] = [i for i, line in enumerate(lines, start=1) if marker in line]
     return CallSite(filename=str(INSERTS), lineno=number, function="bulk_insert_batch")
@@ -111,4 +111,13 @@ def bulk_insert_site(alias: str = "default") -> CallSite:
 
 def bulk_insert_operation(alias: str = "default") -> str:
     """How the report names that write."""
-    return "COPY" if connections[alias].vendor == "postgresql" else "raw SQL (executemany)"
+    return {"postgresql": "COPY", "sqlite": "raw SQL (multi-row INSERT)"}.get(
+        connections[alias].vendor, "raw SQL (executemany)"
+    )
+
+
+def bulk_insert_statement(alias: str = "default") -> str:
+    """How that write's statement begins in the report: a write reported by
+    report_write (COPY, SQLite's multi-row INSERT) shows its operation instead."""
+    operation = bulk_insert_operation(alias)
+    return "INSERT INTO " if operation == "raw SQL (executemany)" else operation

@@ -12,16 +12,16 @@ import re
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from commands.exitcodes import ExitCode
 from seeding.models import SeededUser
+from tests.helpers.audit import bulk_insert_operation
 
 User = get_user_model()
 
 RECEIVERS = "profiles.receivers.create_profile, profiles.receivers.send_welcome_email"
 # What an execute wrapper sees of seed_users' bulk insert: PostgreSQL's COPY reports itself.
-BULK_OPERATION = "COPY" if connection.vendor == "postgresql" else "raw SQL (executemany)"
+BULK_OPERATION = bulk_insert_operation()
 WARNING = re.compile(
     r"^\S*seeding/inserts\.py:(?P<line>\d+): SignalSkipWarning: "
     rf"auth\.User {re.escape(BULK_OPERATION)} \((?P<rows>\d+ row\(s\)|\? row\(s\))\) "
