@@ -13,15 +13,17 @@ muted (``seed_users --mute``): the users were asked to get no mail, and
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Count
+from django.db.models.fields import AutoFieldMixin
 
 from profiles.models import Profile, WelcomeMail
 from profiles.welcome.records import suppressed_values
@@ -111,13 +113,14 @@ def bulk_insert_batch(
     table = qn(meta.db_table)
     column_list = ", ".join(qn(cast(str, f.column)) for f in layout.fields)
     rows = layout.rows(batch)
+    span: _RowidSpan | None = None
     # wrap_database_errors: the raw cursors' errors become Django's, like the rest.
     with connection.cursor() as cursor, connection.wrap_database_errors:
         if connection.vendor == "postgresql":
             _copy_binary(cursor.cursor, rows, table, column_list, layout, connection)
             operation: str | None = "COPY"
         elif connection.vendor == "sqlite":
-            _insert_values(connection, rows, table, column_list, len(layout.fields))
+            span = _insert_values(connection, rows, table, column_list, len(layout.fields))
             operation = "raw SQL (multi-row INSERT)"
         else:
             placeholders = ", ".join(["%s"] * len(layout.fields))
@@ -137,22 +140,18 @@ def bulk_insert_batch(
                 using=using,
                 operation=operation,
             )
+        for_each_user = _for_each_user(
+            cursor, batch, rows, span, columns=columns, layout=layout, connection=connection
+        )
         qn_seeded = qn(SeededUser._meta.db_table)
-        _insert_by_username(
-            cursor,
-            batch,
+        for_each_user(
             f"INSERT INTO {qn_seeded} "
             f"({qn(_column(SeededUser, 'user'))}, {qn(_column(SeededUser, 'run'))})",
             [run_pk],
-            columns=columns,
-            connection=connection,
         )
         suppressed = 0
         if welcome_suppressed is not None:
-            into, values = _welcome_insert(welcome_suppressed, connection)
-            suppressed = _insert_by_username(
-                cursor, batch, into, values, columns=columns, connection=connection
-            )
+            suppressed = for_each_user(*_welcome_insert(welcome_suppressed, connection))
     # No receiver runs for a bulk insert, and no other transaction can see these
     # users before the commit: none of them can have a profile to credit.
     return BatchCounts(welcome_suppressed=suppressed)
@@ -182,8 +181,9 @@ def _copy_binary(
 
 def _insert_values(
     connection: BaseDatabaseWrapper, rows: Sequence[Row], table: str, column_list: str, width: int
-) -> None:
-    """Multi-row ``INSERT ... VALUES (...), (...)`` statements on sqlite3's own connection.
+) -> _RowidSpan:
+    """Multi-row ``INSERT ... VALUES (...), (...)`` statements on sqlite3's own connection;
+    the rowids from the first statement's ``lastrowid`` less its rows to the last one's.
 
     Measured 1.3x one row per statement. sqlite3's own connection, in the batch's
     transaction: Django's cursor rewrites every statement's placeholders with a
@@ -195,10 +195,24 @@ def _insert_values(
     into = f"INSERT INTO {table} ({column_list}) VALUES "
     full = into + ", ".join([row_values] * per_statement)
     raw = connection.connection
+    after = last = 0
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
         sql = full if len(chunk) == per_statement else into + ", ".join([row_values] * len(chunk))
-        raw.execute(sql, [value for row in chunk for value in row])
+        statement = raw.execute(sql, [value for row in chunk for value in row])
+        # rowcount: this statement's rows (a trigger's are not counted); lastrowid: its last row's.
+        last = statement.lastrowid
+        if start == 0:
+            after = last - statement.rowcount
+    return _RowidSpan(after=after, last=last)
+
+
+@dataclass(frozen=True)
+class _RowidSpan:
+    """Rowids after ``after`` up to ``last``: the batch's, when :func:`_span_is_the_batch`."""
+
+    after: int
+    last: int
 
 
 def _sqlite_parameter_limit(connection: BaseDatabaseWrapper) -> int:
@@ -222,6 +236,106 @@ def _welcome_insert(reason: str, connection: BaseDatabaseWrapper) -> tuple[str, 
     return into, [f.get_db_prep_save(values[f.name], connection) for f in fields]
 
 
+# Inserts one row per user of the batch into a table: (an INSERT INTO with the user
+# column first, the other columns' values) -> the rows inserted.
+_ForEachUser = Callable[[str, Sequence[Any]], int]
+
+
+def _for_each_user(
+    cursor: Any,
+    batch: Sequence[FakeUser],
+    rows: Sequence[Row],
+    span: _RowidSpan | None,
+    *,
+    columns: UserColumns,
+    layout: BulkLayout,
+    connection: BaseDatabaseWrapper,
+) -> _ForEachUser:
+    """How to give each user of the batch a row: from its key where SQLite can know it,
+    else by its username.
+
+    On SQLite the keys are known either from the rows (the insert wrote a UUID
+    or string primary key itself) or from the auto keys' span the insert
+    reported (:func:`_span_is_the_batch`). 1.4x faster per batch than finding the
+    users by username, which stays the way on the other backends (PostgreSQL's
+    COPY and MySQLdb's executemany give no keys back). ``INSERT ... RETURNING``
+    measured no faster than the lookup: sqlite3 fetches the returned rows one by one.
+    """
+    by_username = functools.partial(
+        _insert_by_username, cursor, batch, columns=columns, connection=connection
+    )
+    if connection.vendor != "sqlite":
+        return by_username
+    meta = columns.model._meta
+    pk = cast("AnyField", meta.pk)
+    if pk in layout.fields and connection.features.supports_json_field:
+        keys = [row[layout.fields.index(pk)] for row in rows]
+        # Prepared by one field, so of one type: JSON carries a str or an int as it is.
+        if not keys or type(keys[0]) in (str, int):
+            return functools.partial(_insert_for_keys, cursor, keys)
+    qn = connection.ops.quote_name
+    users, key = qn(meta.db_table), qn(cast(str, pk.column))
+    if (
+        span is not None
+        and isinstance(pk, AutoFieldMixin)
+        and _span_is_the_batch(cursor, span, len(rows), meta.db_table, users, key, connection)
+    ):
+        return functools.partial(_insert_for_span, cursor, span, users, key)
+    return by_username
+
+
+def _span_is_the_batch(
+    cursor: Any,
+    span: _RowidSpan,
+    size: int,
+    table: str,
+    users: str,
+    key: str,
+    connection: BaseDatabaseWrapper,
+) -> bool:
+    """Whether the users with an auto key in ``span`` are exactly the batch's ``size`` users.
+
+    They are when the table has no trigger and the span holds ``size`` users:
+    from its first insert to its commit the batch's transaction holds SQLite's
+    one write lock, and without a trigger only its own statements insert users;
+    a new auto key is larger than every key the table had (AUTOINCREMENT, as
+    Django declares auto keys on SQLite: than any it ever had), so the earlier
+    users' keys are below the batch's first, which is at most ``span.after`` + 1
+    (the first statement's keys are ``rowcount`` different numbers up to its
+    ``lastrowid``). So the span holds only the batch's users; holding as many,
+    all of them. A trigger could insert users of its own within the span.
+    """
+    if not connection.in_atomic_block:  # each statement its own transaction: others between
+        return False
+    cursor.execute(
+        f"SELECT (SELECT count(*) FROM {users} WHERE {key} > %s AND {key} <= %s), "
+        "EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND tbl_name = %s "
+        "COLLATE NOCASE)",
+        [span.after, span.last, table],
+    )
+    in_span, triggered = cursor.fetchone()
+    return bool(in_span == size and not triggered)
+
+
+def _insert_for_keys(cursor: Any, keys: Sequence[Any], into: str, values: Sequence[Any]) -> int:
+    """One row per key, the keys in one JSON parameter (never near the parameter limit)."""
+    rest = "".join(", %s" for _ in values)
+    cursor.execute(f"{into} SELECT value{rest} FROM json_each(%s)", [*values, json.dumps(keys)])
+    return int(cursor.rowcount)
+
+
+def _insert_for_span(
+    cursor: Any, span: _RowidSpan, users: str, pk: str, into: str, values: Sequence[Any]
+) -> int:
+    """One row per user whose key is in ``span``: a range of the table's own rowid."""
+    rest = "".join(", %s" for _ in values)
+    cursor.execute(
+        f"{into} SELECT {pk}{rest} FROM {users} WHERE {pk} > %s AND {pk} <= %s",
+        [*values, span.after, span.last],
+    )
+    return int(cursor.rowcount)
+
+
 def _insert_by_username(
     cursor: Any,
     batch: Sequence[FakeUser],
@@ -232,7 +346,7 @@ def _insert_by_username(
     connection: BaseDatabaseWrapper,
 ) -> int:
     """``into`` (an ``INSERT INTO t (user, ...)``) one row per user of the batch: its
-    pk, then ``values``; the rows inserted. No keys come back from a bulk insert.
+    pk, then ``values``; the rows inserted. For keys a bulk insert does not give back.
 
     Set-based, inside the database: the batch's exact usernames, each found
     through the username field's unique index. On MariaDB/MySQL that index's
