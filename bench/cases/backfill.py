@@ -13,28 +13,19 @@ from django.contrib.auth import get_user_model
 from django.db import connections, transaction
 from django.utils import timezone
 
+from bench.cases.seeding import seed_users_run
 from bench.registry import case
 from profiles.backfill import default_batch_size, profiles_backfill
 from profiles.models import Profile
-from seeding.services import users_seed
 
 GROUP = "backfill_profiles"
 CHUNK = 1000
 
 User = get_user_model()
-_seeds = itertools.count(1)
 
 
 def users_without_profiles(size: int, using: str) -> dict[str, Any]:
-    users_seed(
-        count=size,
-        via="bulk",
-        batch_size=20000,
-        seed=next(_seeds),
-        locales=["en_US"],
-        password=None,
-        using=using,
-    )
+    seed_users_run(size, using, batch_size=20000)
     return {}
 
 

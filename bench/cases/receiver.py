@@ -17,7 +17,6 @@ without the user's own insert, the mail or the rest of save().
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
 from unittest import mock
@@ -27,7 +26,7 @@ from django.db import connections, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
 
-from bench.cases.seeding import fake_users, users_create_loop
+from bench.cases.seeding import fake_users, seed_users_run, users_create_loop
 from bench.cases.users import BATCH_SIZE
 from bench.registry import case
 from profiles import sql
@@ -35,29 +34,13 @@ from profiles.models import Profile, WelcomeMail
 from profiles.services import profile_defaults
 from profiles.welcome.records import pending_values
 from seeding.generator import FakeUsers
-from seeding.services import users_seed
-from seeding.writer import Via
 
 RECEIVER = "profile_receiver"
 STATEMENT = "receiver_statement"
 
 User = get_user_model()
 
-_seeds = itertools.count(1)
 one_row_insert = sql.insert_missing_for_user
-
-
-def _seed(size: int, using: str, *, via: Via) -> int:
-    result = users_seed(
-        count=size,
-        via=via,
-        batch_size=5000,
-        seed=next(_seeds),
-        locales=["en_US"],
-        password=None,
-        using=using,
-    )
-    return result.created
 
 
 def range_insert(
@@ -99,20 +82,20 @@ def range_statement_for(*models: type[Model]) -> Iterator[None]:
 def receiver_range_statements(size: int, using: str) -> int:
     """seed_users --via save, both receivers' inserts the range statement: before."""
     with range_statement_for(Profile, WelcomeMail):
-        return _seed(size, using, via="save")
+        return seed_users_run(size, using, via="save")
 
 
 @case("receiver_one_row_profile", group=RECEIVER, size_divisor=10)
 def receiver_one_row_profile(size: int, using: str) -> int:
     """seed_users --via save, the profile one row, the welcome record the range statement."""
     with range_statement_for(WelcomeMail):
-        return _seed(size, using, via="save")
+        return seed_users_run(size, using, via="save")
 
 
 @case("receiver_one_row", group=RECEIVER, size_divisor=10)
 def receiver_one_row(size: int, using: str) -> int:
     """seed_users --via save, both receivers' inserts one row: now."""
-    return _seed(size, using, via="save")
+    return seed_users_run(size, using, via="save")
 
 
 @case("receiver_create_loop", group=RECEIVER, setup=fake_users, size_divisor=10)
@@ -129,7 +112,7 @@ def receiver_create_loop(size: int, using: str, *, users: FakeUsers) -> int:
 
 def users_without_rows(size: int, using: str) -> dict[str, Any]:
     """``size`` users by seed_users --via bulk: no profile, no welcome-mail record."""
-    _seed(size, using, via="bulk")
+    seed_users_run(size, using, via="bulk")
     pks = User._default_manager.db_manager(using).order_by("pk").values_list("pk", flat=True)
     return {"pks": list(pks)}
 

@@ -29,18 +29,30 @@ from seeding.writer import Via
 
 User = get_user_model()
 
+# One counter for every case's runs: no run resumes another's (a run with the same
+# seed and arguments that did not finish would be resumed).
 _seeds = itertools.count(1)
 
 
-def _seed(size: int, using: str, *, via: Via) -> int:
+def seed_users_run(
+    size: int,
+    using: str,
+    *,
+    via: Via = "bulk",
+    batch_size: int = 5000,
+    streams: int | None = None,
+    seed: int | None = None,
+) -> int:
+    """``size`` users through seed_users' service, as the command makes them; how many."""
     result = users_seed(
         count=size,
         via=via,
-        batch_size=5000,
-        seed=next(_seeds),
+        batch_size=batch_size,
+        seed=next(_seeds) if seed is None else seed,
         locales=["en_US"],
         password=None,
         using=using,
+        streams=streams,
     )
     return result.created
 
@@ -48,13 +60,13 @@ def _seed(size: int, using: str, *, via: Via) -> int:
 @case("seed_users_bulk", group=GROUP)
 def seed_users_bulk(size: int, using: str) -> int:
     """seed_users --via bulk: Faker's data in bulk, binary COPY / executemany per 5000."""
-    return _seed(size, using, via="bulk")
+    return seed_users_run(size, using, via="bulk")
 
 
 @case("seed_users_save", group=GROUP, size_divisor=10)
 def seed_users_save(size: int, using: str) -> int:
     """seed_users --via save: save() per user, receivers run; one transaction per 5000."""
-    return _seed(size, using, via="save")
+    return seed_users_run(size, using, via="save")
 
 
 def fake_users(size: int, using: str) -> dict[str, Any]:
@@ -96,7 +108,7 @@ def users_deleted(using: str) -> int:
 def seeded_users_with_records(size: int, using: str) -> dict[str, Any]:
     """``size`` users by seed_users --via bulk, then a profile and a welcome-mail record each
     (backfill_profiles and welcome_mails sync): what a purge finds after a demo."""
-    _seed(size, using, via="bulk")
+    seed_users_run(size, using, via="bulk")
     profiles_backfill(using=using, batch_size=default_batch_size(using=using))
     welcome_mails_sync(using=using, batch_size=default_batch_size(using=using))
     return {}
@@ -105,7 +117,7 @@ def seeded_users_with_records(size: int, using: str) -> dict[str, Any]:
 @case("purge_reference_seed_users_bulk", group=PURGE, reference=True)
 def purge_reference_seed_users_bulk(size: int, using: str) -> int:
     """seed_users --via bulk, as seed_users_bulk: the speed a purge is held to (0.3x)."""
-    return _seed(size, using, via="bulk")
+    return seed_users_run(size, using, via="bulk")
 
 
 @case("purge_seeded", group=PURGE, setup=seeded_users_with_records, counts=users_deleted)

@@ -8,28 +8,13 @@ gain: the table should say the load average it was taken at.
 
 from __future__ import annotations
 
-import itertools
-
+from bench.cases.seeding import seed_users_run
 from bench.cases.users import GROUP
 from bench.registry import case
-from seeding.services import users_seed
-
-# Seeds of their own (seeding.py counts from 1), so no run here resumes another's.
-_seeds = itertools.count(10**6)
 
 
 @case("seed_users_bulk_one_stream", group=GROUP)
 def seed_users_bulk_one_stream(size: int, using: str) -> int:
     """seed_users --via bulk forced to one stream: generation, COPY and the server's work
     one after the other, on one connection (on PostgreSQL; elsewhere seed_users_bulk too)."""
-    result = users_seed(
-        count=size,
-        via="bulk",
-        batch_size=5000,
-        seed=next(_seeds),
-        locales=["en_US"],
-        password=None,
-        using=using,
-        streams=1,
-    )
-    return result.created
+    return seed_users_run(size, using, streams=1)

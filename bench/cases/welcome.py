@@ -18,7 +18,6 @@ Message-ID once).
 from __future__ import annotations
 
 import contextlib
-import itertools
 import json
 import os
 import subprocess
@@ -32,6 +31,7 @@ from django.core.management.color import no_style
 from django.db import connections, transaction
 from django.test.utils import override_settings
 
+from bench.cases.seeding import seed_users_run
 from bench.registry import case
 from bench.runner import BenchError
 from bench.smtp_sink import SmtpSink, smtp_mail_settings, smtp_sink
@@ -40,7 +40,6 @@ from profiles.models import WelcomeMail
 from profiles.welcome.delivery import welcome_mails_send as send_service
 from profiles.welcome.records import pending_values
 from profiles.welcome.sync import welcome_mails_sync as sync_service
-from seeding.services import users_seed
 from switches.muting import muted
 
 SYNC = "welcome_sync"
@@ -55,7 +54,6 @@ WORKER_TIMEOUT_SECONDS = 3600
 MANAGE_PY = Path(__file__).resolve().parents[2] / "manage.py"
 
 User = get_user_model()
-_seeds = itertools.count(1)
 _sink: SmtpSink | None = None
 
 
@@ -64,15 +62,7 @@ _sink: SmtpSink | None = None
 
 def users_without_records(size: int, using: str) -> dict[str, Any]:
     """``size`` users made by seed_users' bulk path, none with a welcome record."""
-    users_seed(
-        count=size,
-        via="bulk",
-        batch_size=20000,
-        seed=next(_seeds),
-        locales=["en_US"],
-        password=None,
-        using=using,
-    )
+    seed_users_run(size, using, batch_size=20000)
     # Should the bulk path ever write records itself, start from none all the same.
     if WelcomeMail.objects.using(using).exists():
         connection = connections[using]
@@ -280,16 +270,7 @@ def sink_reset(size: int, using: str) -> dict[str, Any]:
 
 
 def _seed_save(size: int, using: str) -> int:
-    result = users_seed(
-        count=size,
-        via="save",
-        batch_size=SEED_BATCH_SIZE,
-        seed=next(_seeds),
-        locales=["en_US"],
-        password=None,
-        using=using,
-    )
-    return result.created
+    return seed_users_run(size, using, via="save", batch_size=SEED_BATCH_SIZE)
 
 
 @case(
