@@ -13,6 +13,12 @@ What a body reports is checked: by default against the new rows of a model
 the body is what the body did (mails sent, say). An ``environment(using)``
 context manager is entered once around the repetitions of consecutive cases
 that share it (a group's SMTP sink, for instance).
+
+The tables are emptied before every repetition, unless the case has a
+``background(size, using)``: rows too many to rebuild per repetition (a big
+user table), built once after one emptying, before the warm-up, and untimed.
+Such a case's ``teardown(size, using)`` then removes what its body wrote after
+each repetition, untimed, so every repetition starts from the background alone.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ Setup = Callable[[int, str], dict[str, Any]]
 # A running total on a database alias, e.g. the welcome mails sent so far.
 Counter = Callable[[str], int]
 Environment = Callable[[str], AbstractContextManager[object]]
+# Untimed work on (size, using) around a case's repetitions: its background, its teardown.
+Untimed = Callable[[int, str], None]
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,15 @@ class Case:
     environment: Environment | None = None
     # Apps the case needs installed (labels or names, for apps.is_installed).
     requires_apps: tuple[str, ...] = ()
+    # Built once before the warm-up instead of emptying the tables every repetition.
+    background: Untimed | None = None
+    # After each repetition: removes the body's rows, leaving the background as it was.
+    teardown: Untimed | None = None
+
+    def __post_init__(self) -> None:
+        if self.background is not None and self.teardown is None:
+            # Without one, each repetition would start from the last one's rows.
+            raise ValueError(f"benchmark case {self.name!r} has a background but no teardown.")
 
     @property
     def description(self) -> str:
@@ -75,6 +92,8 @@ def case(
     counts: type[Model] | Counter | None = None,
     environment: Environment | None = None,
     requires_apps: tuple[str, ...] = (),
+    background: Untimed | None = None,
+    teardown: Untimed | None = None,
 ) -> Callable[[Body], Body]:
     """Register the decorated function as the benchmark case ``name``."""
 
@@ -91,6 +110,8 @@ def case(
             counts=counts,
             environment=environment,
             requires_apps=requires_apps,
+            background=background,
+            teardown=teardown,
         )
         return body
 

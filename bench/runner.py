@@ -107,8 +107,10 @@ def run_cases(
     """Run each case once untimed (warm-up, memory) and ``repeat`` times timed.
 
     Destructive: empties the user, profile and welcome-mail tables of ``using``
-    before every repetition (:func:`tables_clear`). Use a throwaway database or
-    the test database only. The last repetition's rows are left in place.
+    before every repetition (:func:`tables_clear`), or, for a case with a
+    background, once before building it. Use a throwaway database or the test
+    database only. The last repetition's rows are left in place (a case with a
+    teardown leaves its background).
     """
     # DEBUG off, as in production: no query log. A dummy mail backend: the save
     # cases' welcome e-mails are built and sent, but reach no console or server
@@ -161,6 +163,10 @@ def _case_run(
 ) -> Result:
     if progress:
         progress(f"{case.name}: {size} rows, 1 warm-up + {repeat} timed repetition(s)")
+    if case.background:
+        # Once for all repetitions: each one's teardown leaves it as it was built.
+        tables_clear(using=using)
+        case.background(size, using)
     _, _, peak = _repetition(case, size=size, using=using, trace=True)
     rates = []
     for _ in range(repeat):
@@ -176,8 +182,10 @@ def _case_run(
 
 
 def _repetition(case: Case, *, size: int, using: str, trace: bool) -> tuple[int, float, int]:
-    """Clear, set up, then time the body alone; return (rows, seconds, peak bytes)."""
-    tables_clear(using=using)
+    """Clear (or keep the background), set up, then time the body alone; check its rows,
+    tear down; return (rows, seconds, peak bytes)."""
+    if case.background is None:
+        tables_clear(using=using)
     prepared = case.setup(size, using) if case.setup else {}
     count, counted = _counter(case)
     before = count(using)
@@ -204,6 +212,8 @@ def _repetition(case: Case, *, size: int, using: str, trace: bool) -> tuple[int,
             f"benchmark case {case.name!r} reported {rows} row(s) created, but "
             f"{written} {counted} were written."
         )
+    if case.teardown:
+        case.teardown(size, using)
     return rows, seconds, peak
 
 

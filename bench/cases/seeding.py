@@ -59,8 +59,20 @@ def seed_users_run(
 
 @case("seed_users_bulk", group=GROUP)
 def seed_users_bulk(size: int, using: str) -> int:
-    """seed_users --via bulk: Faker's data in bulk, binary COPY / executemany per 5000."""
+    """seed_users --via bulk: Faker's data in bulk, per 5000 binary COPY on two streams
+    (PostgreSQL), multi-row INSERTs (SQLite), executemany (MariaDB)."""
     return seed_users_run(size, using, via="bulk")
+
+
+@case("seed_users_bulk_one_stream", group=GROUP)
+def seed_users_bulk_one_stream(size: int, using: str) -> int:
+    """seed_users --via bulk forced to one stream: generation, COPY and the server's work
+    one after the other, on one connection (on PostgreSQL; elsewhere seed_users_bulk too).
+
+    What seed_users_bulk's two streams gain; they need a free core to gain, so the
+    table should say the load average it was taken at.
+    """
+    return seed_users_run(size, using, streams=1)
 
 
 @case("seed_users_save", group=GROUP, size_divisor=10)

@@ -56,3 +56,14 @@ def test_slow_cases_run_on_a_fraction_of_the_size():
     case = registry.Case(name="slow", group="g", body=lambda size, using: size, size_divisor=10)
     assert case.size_for(20000) == 2000
     assert case.size_for(5) == 1
+
+
+def test_a_background_needs_a_teardown():
+    # Otherwise each repetition would start from the rows the one before wrote.
+    with pytest.raises(ValueError, match="has a background but no teardown"):
+        registry.Case(
+            name="piling_up",
+            group="g",
+            body=lambda size, using: size,
+            background=lambda size, using: None,
+        )

@@ -7,7 +7,6 @@ wrapping transaction could not hold. The CommitOrder tests need no database.
 
 from __future__ import annotations
 
-import re
 import signal
 import threading
 from typing import Any
@@ -77,7 +76,7 @@ def plant_user_named_as(user: FakeUser) -> Any:
 
 def sequence_numbers() -> list[int]:
     """The n of every stored "seed<run>-<n>...." user, sorted: 1..N when they are a prefix."""
-    return sorted(int(re.match(r"seed\d+-(\d+)\.", name).group(1)) for name in username_values())
+    return sorted(int(name.split("-", 1)[1].split(".", 1)[0]) for name in username_values())
 
 
 def stream_threads() -> list[threading.Thread]:
