@@ -692,7 +692,11 @@ def test_two_senders_of_one_run_deliver_each_record_once(sink):
         sink.release()
         result = run.result(timeout=120)
     assert (at_once, leased) == (2, 14)  # two connections, two claims of 7
-    assert (result.sent, result.jobs, result.batches) == (60, 2, 9)
+    assert (result.sent, result.jobs) == (60, 2)
+    # At least 9 claims of at most 7. Under load a claim may come back short: rows
+    # the other sender's claim holds locked are skipped, and a sender whose lease
+    # runs low gives the rest of its batch back.
+    assert 9 <= result.batches <= 60
     assert sink.duplicates() == {}
     assert sink.count() == 60
     assert WelcomeMail.objects.filter(status=Status.SENT, attempts=1).count() == 60
